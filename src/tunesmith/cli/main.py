@@ -1,0 +1,74 @@
+"""The ``tunesmith`` command: a thin Typer layer over the library.
+
+Heavy libraries are imported inside commands, so ``tunesmith --help`` and config errors are instant.
+Known errors print as one clear block; ``TUNESMITH_DEBUG=1`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from tunesmith import __version__
+
+app = typer.Typer(
+    name="tunesmith",
+    help="Fine-tune, evaluate, export and serve LLMs - fast on the hardware you have.\n\n"
+    "Start with: tunesmith train examples/quickstart.yaml",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tunesmith {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """tunesmith: from a folder of examples to a tuned, evaluated, served model."""
+
+
+def _register() -> None:
+    # One module per command group; each exposes register(app).
+    from tunesmith.cli import chat, data, train
+
+    for module in (train, chat, data):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: run the app, turning known errors into one readable block."""
+    from tunesmith.utils.errors import TunesmithError
+
+    try:
+        app()
+    except TunesmithError as exc:
+        if os.environ.get("TUNESMITH_DEBUG") == "1":
+            raise
+        from rich.panel import Panel
+
+        from tunesmith.utils.console import err_console
+
+        body = exc.message + (f"\n\n[bold]How to fix:[/bold] {exc.hint}" if exc.hint else "")
+        err_console.print(Panel(body, title=f"[bold red]{exc.title}[/bold red]", title_align="left",
+                                border_style="red", expand=False))
+        err_console.print("[dim](set TUNESMITH_DEBUG=1 for the full traceback)[/dim]")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

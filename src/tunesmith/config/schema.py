@@ -1,0 +1,365 @@
+"""The one typed config tree.
+
+Users write flat keys (as in LLaMA-Factory: ``learning_rate: 1e-4``); internally each key belongs to
+exactly one group (model, data, finetune, train, eval, export, serve). Each field's help text is
+written once here, in English (``description``) and Chinese (``zh``), and reused by the CLI, the
+advisor and the web UI.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_MODEL = "gemma-3-270m"
+
+
+def _f(default: Any, en: str, zh: str, **kw: Any) -> Any:
+    """A field with help text in English and Chinese."""
+    extra = kw.pop("json_schema_extra", {}) or {}
+    extra["zh"] = zh
+    return Field(default, description=en, json_schema_extra=extra, **kw)
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelArgs(_Group):
+    """Which model to start from and how to load it."""
+
+    model_name_or_path: str = _f(
+        DEFAULT_MODEL,
+        "Base model: 'gemma-3-270m' (bundled, works offline), a local Hugging Face folder, a .gguf "
+        "file, or a hub id (needs network).",
+        "基座模型：'gemma-3-270m'（内置，可离线）、本地 Hugging Face 目录、.gguf 文件或 Hub 模型名（需联网）。",
+    )
+    adapter_name_or_path: str | None = _f(
+        None,
+        "A trained LoRA adapter folder (or a run's output_dir) to load on top of the base model.",
+        "在基座模型之上加载的 LoRA 适配器目录（或一次训练的 output_dir）。",
+    )
+    template: str = _f(
+        "auto",
+        "Chat template: auto (from the model), gemma, qwen/chatml, llama3, default. The same one is used "
+        "for training, evaluation, chat and export.",
+        "对话模板：auto（按模型自动选择）、gemma、qwen/chatml、llama3、default。训练、评估、对话与导出使用同一个模板。",
+    )
+    trust_remote_code: bool = _f(
+        False,
+        "Allow running code shipped with a hub model. Off unless you trust the model's authors.",
+        "允许执行模型仓库自带的代码。除非信任模型作者，否则保持关闭。",
+    )
+    cache_dir: str | None = _f(
+        None,
+        "Where converted models are cached (default: $TUNESMITH_CACHE or ~/.cache/tunesmith).",
+        "转换后模型的缓存目录（默认 $TUNESMITH_CACHE 或 ~/.cache/tunesmith）。",
+    )
+
+
+class DataArgs(_Group):
+    """Which data to train on and how to cut it."""
+
+    dataset: list[str] = _f(
+        [],
+        "Dataset names from dataset_dir/dataset_info.json, or file paths; comma-separated or a list.",
+        "数据集名称（来自 dataset_dir/dataset_info.json）或文件路径；用逗号分隔或写成列表。",
+    )
+    dataset_dir: str = _f(
+        "data",
+        "Folder holding dataset_info.json and the data files (relative to the config file).",
+        "存放 dataset_info.json 和数据文件的目录（相对于配置文件）。",
+    )
+    eval_dataset: list[str] = _f(
+        [],
+        "Separate validation datasets; if empty, val_size of the training data is held out.",
+        "单独的验证集；为空时从训练数据中按 val_size 划出。",
+    )
+    test_dataset: list[str] = _f(
+        [],
+        "Held-out test datasets, scored after training (base vs tuned) and by 'tunesmith eval'.",
+        "留出的测试集：训练结束后比较基座与微调模型，也供 'tunesmith eval' 使用。",
+    )
+    test_size: float = _f(
+        0.0,
+        "Share (0-1) or count (>=1) of training examples held out for testing when no test_dataset is given.",
+        "未提供 test_dataset 时，从训练数据中划出的测试集比例（0-1）或条数（>=1）。",
+        ge=0.0,
+    )
+    cutoff_len: int = _f(
+        1024,
+        "Maximum tokens per example. Longer examples are reported by 'data check' and cut (prompt first).",
+        "每条样本的最大 token 数。超长样本会在 'data check' 中报告，并优先截断提示部分。",
+        ge=8,
+    )
+    max_samples: int | None = _f(
+        None, "Use at most this many examples per dataset (for quick tries).", "每个数据集最多使用的样本数（快速试验用）。",
+        ge=1,
+    )
+    val_size: float = _f(
+        0.0,
+        "Share (0-1) or count (>=1) of training examples held out for validation.",
+        "从训练数据中划出的验证集比例（0-1）或条数（>=1）。",
+        ge=0.0,
+    )
+    train_on_prompt: bool = _f(
+        False,
+        "Also put loss on the prompt/user tokens (normally only assistant replies carry loss).",
+        "提示/用户部分也计算损失（通常只对助手回复计算）。",
+    )
+    mask_history: bool = _f(
+        False,
+        "In multi-turn data, train only on the last assistant turn.",
+        "多轮对话中只训练最后一轮助手回复。",
+    )
+    packing: bool | None = _f(
+        None,
+        "Pack several examples into one sequence without attention across them (default: on for pt).",
+        "把多条样本拼接成一条序列（样本之间不互相注意；pt 阶段默认开启）。",
+    )
+    replay: float = _f(
+        0.0,
+        "Multi-stage: share of the previous stage's data mixed back in (e.g. 0.2) against forgetting.",
+        "多阶段训练：混入上一阶段数据的比例（如 0.2），防止遗忘。",
+        ge=0.0,
+        le=1.0,
+    )
+
+    @field_validator("dataset", "eval_dataset", "test_dataset", mode="before")
+    @classmethod
+    def _split_commas(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        if isinstance(v, str):
+            return [s.strip() for s in v.split(",") if s.strip()]
+        return v
+
+
+class FinetuneArgs(_Group):
+    """What kind of training: stage and which parameters move."""
+
+    stage: Literal["pt", "sft", "rm", "dpo", "kto", "orpo", "simpo", "grpo"] = _f(
+        "sft",
+        "Training stage: pt (pre-training on text), sft (instruction tuning), rm (reward model), dpo, "
+        "kto, orpo, simpo (preference learning), grpo (reinforcement learning with reward functions).",
+        "训练阶段：pt（预训练）、sft（指令监督微调）、rm（奖励模型）、dpo/kto/orpo/simpo（偏好学习）、grpo（基于奖励函数的强化学习）。",
+    )
+    finetuning_type: Literal["lora", "full", "freeze"] = _f(
+        "lora",
+        "lora: small low-rank matrices beside frozen weights (fast, light); full: all weights; "
+        "freeze: only the last freeze_trainable_layers layers.",
+        "lora：在冻结权重旁加低秩矩阵（快、省内存）；full：全参数；freeze：只训练最后几层。",
+    )
+    lora_rank: int = _f(8, "LoRA rank r: 8 or 16 suits most tasks; 4 for tiny data, 32-64 for hard ones.",
+                        "LoRA 秩 r：多数任务用 8 或 16；数据很少用 4，复杂任务用 32-64。", ge=1)
+    lora_alpha: int | None = _f(
+        None, "LoRA alpha (scale); default 2 x lora_rank, the rule of thumb from the notes.",
+        "LoRA alpha（缩放系数）；默认为 2 × lora_rank（经验法则）。", ge=1,
+    )
+    lora_dropout: float = _f(0.0, "Dropout on LoRA layers: 0 for large data, 0.05-0.2 for small data.",
+                             "LoRA 丢弃率：数据多时为 0，数据少易过拟合时 0.05-0.2。", ge=0.0, lt=1.0)
+    lora_target: list[str] = _f(
+        ["all"],
+        "Modules that get LoRA: 'all' (every linear layer) or names such as q_proj,v_proj.",
+        "添加 LoRA 的模块：'all'（所有线性层）或 q_proj,v_proj 等名称。",
+    )
+    use_rslora: bool = _f(False, "Rank-stabilized LoRA (scale alpha/sqrt(r)): steadier at high ranks.",
+                          "秩稳定 LoRA（缩放 alpha/sqrt(r)）：高秩时更稳定。")
+    use_dora: bool = _f(False, "DoRA: weight-decomposed LoRA (slower per step, sometimes better).",
+                        "DoRA：权重分解的 LoRA（每步更慢，有时效果更好）。")
+    freeze_trainable_layers: int = _f(2, "freeze tuning: how many of the last layers train.",
+                                      "freeze 微调：训练最后多少层。", ge=1)
+    pref_beta: float = _f(0.1, "Preference stages: beta, how far the model may move from the reference.",
+                          "偏好训练：beta，模型偏离参考模型的程度。", gt=0.0)
+    pref_loss: Literal["sigmoid", "ipo", "hinge", "simpo", "orpo"] = _f(
+        "sigmoid", "DPO loss variant: sigmoid (DPO), ipo, hinge, simpo, orpo.",
+        "DPO 损失类型：sigmoid（DPO）、ipo、hinge、simpo、orpo。",
+    )
+    reward_funcs: list[str] = _f(
+        [],
+        "GRPO rewards: built-in names (exact_match, format:REGEX, length) or 'module:function'.",
+        "GRPO 奖励函数：内置名称（exact_match、format:正则、length）或 'module:function'。",
+    )
+    num_generations: int = _f(4, "GRPO: completions sampled per prompt.", "GRPO：每个提示采样的回答数。", ge=2)
+
+
+class TrainArgs(_Group):
+    """How the optimizer runs: the hyper-parameters the notes discuss."""
+
+    output_dir: str = _f("saves/run", "Where the adapter/model, checkpoints, logs and plots go.",
+                         "保存适配器/模型、检查点、日志和曲线图的目录。")
+    overwrite_output_dir: bool = _f(False, "Allow writing into a non-empty output_dir.",
+                                    "允许写入非空的 output_dir。")
+    learning_rate: float = _f(
+        1e-4,
+        "Peak learning rate. LoRA: 1e-4 to 5e-4; full fine-tuning: 5e-6 to 1e-5 (the notes' range).",
+        "峰值学习率。LoRA：1e-4 至 5e-4；全参数微调：5e-6 至 1e-5。",
+        gt=0.0,
+    )
+    num_train_epochs: float = _f(3.0, "Passes over the data. ~5 for 2k examples, ~2 for 20k; prefer more "
+                                 "diverse data over more epochs.",
+                                 "训练轮数。约 2 千条数据 5 轮、2 万条 2 轮；效果不好时优先增加数据多样性。", gt=0.0)
+    max_steps: int = _f(-1, "Stop after this many optimizer steps (overrides epochs when > 0).",
+                        "最多训练的优化步数（大于 0 时覆盖轮数）。")
+    per_device_train_batch_size: int = _f(4, "Examples per forward pass.", "每次前向传播的样本数。", ge=1)
+    per_device_eval_batch_size: int = _f(8, "Examples per evaluation/generation batch.", "评估/生成时的批大小。", ge=1)
+    gradient_accumulation_steps: int = _f(
+        1, "Forward passes per optimizer step; effective batch = batch size x this.",
+        "每次参数更新前累积的前向次数；有效批大小 = 批大小 × 此值。", ge=1,
+    )
+    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = _f(
+        "cosine", "Learning-rate schedule: cosine or linear decay are the stable choices.",
+        "学习率调度：余弦或线性衰减最常用且稳定。",
+    )
+    warmup_ratio: float = _f(0.1, "Share of steps that warm up the learning rate: 0.05-0.1; 0.1-0.2 for small data.",
+                             "学习率预热步数占比：0.05-0.1；小数据 0.1-0.2。", ge=0.0, lt=1.0)
+    weight_decay: float = _f(0.0, "L2 regularization strength; 0.01-0.1 if train loss is far below eval loss.",
+                             "权重衰减（L2 正则）；训练损失远低于验证损失时设 0.01-0.1。", ge=0.0)
+    max_grad_norm: float = _f(1.0, "Clip gradients above this norm (guards against exploding gradients).",
+                              "梯度裁剪阈值（防止梯度爆炸）。", gt=0.0)
+    logging_steps: int = _f(5, "Log loss every N optimizer steps.", "每 N 步记录一次损失。", ge=1)
+    eval_steps: int | None = _f(None, "Evaluate every N steps (default: ~10 times per run when a validation split exists).",
+                                "每 N 步验证一次（默认：有验证集时每次训练约验证 10 次）。", ge=1)
+    save_steps: int = _f(500, "Save a checkpoint every N steps (resume from it with resume_from_checkpoint).",
+                         "每 N 步保存检查点（可用 resume_from_checkpoint 续训）。", ge=1)
+    save_total_limit: int | None = _f(3, "Keep at most this many checkpoints.", "最多保留的检查点数量。", ge=1)
+    bf16: bool | None = _f(None, "bf16 compute: auto-detected (on for AVX-512-BF16/AMX CPUs and bf16 GPUs).",
+                           "bf16 计算：自动检测（支持 AVX-512-BF16/AMX 的 CPU 与支持 bf16 的 GPU 默认开启）。")
+    seed: int = _f(42, "Random seed for shuffling, splits and initialization.", "随机种子（打乱、划分与初始化）。")
+    resume_from_checkpoint: str | None = _f(
+        None, "Resume an interrupted run: a checkpoint folder, or 'last' for the newest in output_dir.",
+        "从中断处续训：检查点目录，或 'last' 表示 output_dir 中最新的检查点。",
+    )
+    continue_from: str | None = _f(
+        None, "Start from a finished run's adapter or weights (a run's output_dir) and train further.",
+        "从一次已完成训练的结果（其 output_dir）继续训练。",
+    )
+    lr_schedule: Literal["restart", "continue"] = _f(
+        "restart", "With continue_from: restart the LR schedule, or continue where the earlier run ended.",
+        "使用 continue_from 时：重新开始学习率调度，或接着上次结束处继续。",
+    )
+    plot_loss: bool = _f(True, "Write a loss-curve PNG (train and eval) at the end.", "训练结束时保存损失曲线图。")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in backward: less memory, ~30% slower.",
+                                      "反向传播时重算激活：省内存，约慢 30%。")
+    fast_path: bool = _f(
+        True,
+        "Use tunesmith's fast loss (output layer only at labelled positions, chunked) and "
+        "length-grouped batches. Turn off only to compare against the standard path.",
+        "使用 tunesmith 的快速路径（只在有标签的位置计算输出层、分块计算，按长度分组）。仅在对比时关闭。",
+    )
+    num_threads: int | None = _f(None, "CPU threads for torch (default: all usable cores).",
+                                 "torch 使用的 CPU 线程数（默认：全部可用核心）。", ge=1)
+    report_summary: bool = _f(True, "After training, score base vs tuned on the held-out split.",
+                              "训练后在留出集上比较基座与微调模型。")
+
+
+class EvalArgs(_Group):
+    """Generation and scoring settings, shared by eval, chat and serve."""
+
+    max_new_tokens: int = _f(128, "Most tokens generated per answer.", "每个回答最多生成的 token 数。", ge=1)
+    temperature: float = _f(0.0, "Sampling temperature; 0 means greedy (deterministic).",
+                            "采样温度；0 表示贪心解码（确定性）。", ge=0.0)
+    top_p: float = _f(1.0, "Nucleus sampling: keep the smallest set of tokens with this total probability.",
+                      "核采样：保留累计概率达到该值的最小 token 集合。", gt=0.0, le=1.0)
+    top_k: int = _f(0, "Sample only among the k most likely tokens (0 = no limit).",
+                    "只在概率最高的 k 个 token 中采样（0 表示不限）。", ge=0)
+    repetition_penalty: float = _f(1.0, "Penalty > 1 discourages repeating tokens.", "大于 1 时抑制重复。", gt=0.0)
+    eval_split: Literal["val", "test", "train"] = _f("test", "Which split 'eval' scores.", "'eval' 评估哪个划分。")
+    eval_samples: int | None = _f(None, "Score at most this many examples.", "最多评估的样本数。", ge=1)
+
+
+class ExportArgs(_Group):
+    """Where and how a merged / quantized model is written."""
+
+    export_dir: str | None = _f(None, "Folder for the merged (and quantized) model.", "合并（及量化）后模型的目录。")
+    export_size: int = _f(5, "Shard size in GB for safetensors files.", "safetensors 分片大小（GB）。", ge=1)
+    export_quantization: Literal["none", "int8", "gguf-f16", "gguf-q8_0"] = _f(
+        "none", "Quantize on export: int8 (CPU weight-only), gguf-f16 or gguf-q8_0 (llama.cpp).",
+        "导出时量化：int8（CPU 仅权重量化）、gguf-f16 或 gguf-q8_0（llama.cpp）。",
+    )
+
+
+class ServeArgs(_Group):
+    """The OpenAI-compatible API server."""
+
+    host: str = _f("127.0.0.1", "Address to bind; 127.0.0.1 keeps the server local.", "绑定地址；127.0.0.1 只允许本机访问。")
+    port: int = _f(8000, "Port for the API server.", "API 服务端口。", ge=1, le=65535)
+    api_key: str | None = _f(None, "If set, clients must send 'Authorization: Bearer <key>'.",
+                             "设置后客户端须携带 'Authorization: Bearer <key>'。")
+
+
+GROUPS: dict[str, type[_Group]] = {
+    "model": ModelArgs,
+    "data": DataArgs,
+    "finetune": FinetuneArgs,
+    "train": TrainArgs,
+    "eval": EvalArgs,
+    "export": ExportArgs,
+    "serve": ServeArgs,
+}
+
+
+class StageSpec(BaseModel):
+    """One entry of a multi-stage run: flat keys that override the top-level config for that stage."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Config(BaseModel):
+    """The whole resolved config. Access as ``cfg.train.learning_rate``; flat key view via ``flat()``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelArgs = Field(default_factory=ModelArgs)
+    data: DataArgs = Field(default_factory=DataArgs)
+    finetune: FinetuneArgs = Field(default_factory=FinetuneArgs)
+    train: TrainArgs = Field(default_factory=TrainArgs)
+    eval: EvalArgs = Field(default_factory=EvalArgs)
+    export: ExportArgs = Field(default_factory=ExportArgs)
+    serve: ServeArgs = Field(default_factory=ServeArgs)
+    stages: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Multi-stage training: a list of flat-key overrides, run in order, each starting "
+        "from the previous stage's result.",
+    )
+    source: str | None = Field(None, description="The YAML file this config came from (set by the loader).")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        # Cross-field rules live in config.load.check_semantics so that all errors are gathered.
+        return self
+
+    def flat(self) -> dict[str, Any]:
+        """All keys as one flat dict (the shape users write), e.g. for saving beside a run."""
+        out: dict[str, Any] = {}
+        for name in GROUPS:
+            out.update(getattr(self, name).model_dump())
+        if self.stages:
+            out["stages"] = self.stages
+        return out
+
+    @property
+    def lora_alpha(self) -> int:
+        """Effective LoRA alpha (2 x rank when unset)."""
+        return self.finetune.lora_alpha or 2 * self.finetune.lora_rank
+
+
+def field_index() -> dict[str, str]:
+    """Map every flat key to the group that owns it."""
+    index: dict[str, str] = {}
+    for group, cls in GROUPS.items():
+        for key in cls.model_fields:
+            if key in index:  # pragma: no cover - guarded by a test
+                raise RuntimeError(f"config key {key!r} is defined in two groups")
+            index[key] = group
+    return index
+
+
+def field_help(key: str, lang: str = "en") -> str:
+    """Help text for a flat key in English ('en') or Chinese ('zh')."""
+    group = field_index()[key]
+    info = GROUPS[group].model_fields[key]
+    if lang == "zh" and isinstance(info.json_schema_extra, dict):
+        return str(info.json_schema_extra.get("zh", info.description or ""))
+    return info.description or ""

@@ -1,0 +1,1 @@
+"""Data: read files, detect formats, the dataset registry, chat templates, tokenization, checks, splits."""

@@ -1,0 +1,101 @@
+"""The dataset registry: LLaMA-Factory's ``dataset_info.json``, read unchanged.
+
+An entry looks like ``{"my_data": {"file_name": "my.json", "formatting": "sharegpt",
+"columns": {"messages": "conversations"}, "tags": {...}, "ranking": false}}``. A dataset may also be
+named by a file path directly; its format is then detected from its fields.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunesmith.data.formats import Columns, convert_records
+from tunesmith.data.readers import read_records
+from tunesmith.data.records import Example
+from tunesmith.utils.errors import DataFormatError
+
+REGISTRY_FILE = "dataset_info.json"
+_ENTRY_KEYS = {"file_name", "formatting", "ranking", "columns", "tags", "split", "num_samples", "subset",
+               "folder", "hf_hub_url", "ms_hub_url", "script_url", "load_from", "description"}
+
+
+@dataclass
+class DatasetSpec:
+    """One resolved dataset: where its file is and how to read it."""
+
+    name: str
+    path: Path
+    formatting: str | None = None
+    ranking: bool = False
+    columns: Columns = field(default_factory=Columns)
+    num_samples: int | None = None
+
+
+def read_registry(dataset_dir: str | Path) -> dict[str, Any]:
+    """Read dataset_dir/dataset_info.json ({} when absent)."""
+    path = Path(dataset_dir) / REGISTRY_FILE
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise DataFormatError(f"{path}: must map dataset names to entries")
+    return data
+
+
+def _spec_from_entry(name: str, entry: dict[str, Any], dataset_dir: Path, registry_path: Path) -> DatasetSpec:
+    unknown = set(entry) - _ENTRY_KEYS
+    if unknown:
+        raise DataFormatError(f"{registry_path}: dataset '{name}' has unknown keys {sorted(unknown)}",
+                              hint=f"valid keys: {', '.join(sorted(_ENTRY_KEYS))}")
+    if "file_name" not in entry:
+        if "hf_hub_url" in entry or "ms_hub_url" in entry:
+            raise DataFormatError(
+                f"{registry_path}: dataset '{name}' is on a hub ({entry.get('hf_hub_url') or entry.get('ms_hub_url')}),"
+                " which needs network access",
+                hint="download the files and point 'file_name' at them",
+            )
+        raise DataFormatError(f"{registry_path}: dataset '{name}' has no 'file_name'")
+    formatting = entry.get("formatting")
+    if formatting not in (None, "alpaca", "sharegpt", "openai", "auto"):
+        raise DataFormatError(f"{registry_path}: dataset '{name}': unknown formatting {formatting!r}",
+                              hint="use alpaca or sharegpt (as in LLaMA-Factory)")
+    return DatasetSpec(
+        name=name,
+        path=dataset_dir / entry["file_name"],
+        formatting=formatting,
+        ranking=bool(entry.get("ranking", False)),
+        columns=Columns.from_registry(entry.get("columns"), entry.get("tags")),
+        num_samples=entry.get("num_samples"),
+    )
+
+
+def resolve_dataset(name: str, dataset_dir: str | Path) -> DatasetSpec:
+    """A registry name or a file path -> DatasetSpec, with a 'did you mean' on unknown names."""
+    dataset_dir = Path(dataset_dir)
+    registry = read_registry(dataset_dir)
+    if name in registry:
+        return _spec_from_entry(name, registry[name], dataset_dir, dataset_dir / REGISTRY_FILE)
+    for candidate in (Path(name), dataset_dir / name):
+        if candidate.exists():
+            return DatasetSpec(name=candidate.stem, path=candidate)
+    close = difflib.get_close_matches(name, list(registry), n=1)
+    known = ", ".join(sorted(registry)) or "none"
+    hint = f"did you mean '{close[0]}'?" if close else f"datasets in {dataset_dir / REGISTRY_FILE}: {known}"
+    raise DataFormatError(f"dataset '{name}' is neither in {dataset_dir / REGISTRY_FILE} nor a file", hint=hint)
+
+
+def load_examples(name: str, dataset_dir: str | Path, max_samples: int | None = None) -> list[Example]:
+    """Read and convert one dataset (registry name or path) into canonical examples."""
+    spec = resolve_dataset(name, dataset_dir)
+    records = read_records(spec.path)
+    limit = max_samples or spec.num_samples
+    if limit:
+        records = records[:limit]
+    return convert_records(records, formatting=spec.formatting, ranking=spec.ranking, columns=spec.columns)

@@ -1,0 +1,1 @@
+"""Evaluation: batched predictions, metrics, comparisons, judges, benchmarks and curve diagnosis."""

@@ -1,0 +1,57 @@
+"""After training: base vs tuned on the held-out split, so every run says whether it helped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunesmith.config.schema import Config
+from tunesmith.data.records import SFTExample
+from tunesmith.data.tokenize import encode_prompt
+from tunesmith.eval.metrics import compute_metrics
+from tunesmith.model.generate import GenerationSettings, generate_ids
+from tunesmith.train.resolve import load_inference_model
+
+
+def predict(loaded: Any, examples: list[SFTExample], settings: GenerationSettings, batch_size: int,
+            description: str = "predict") -> list[str]:
+    """Greedy (or sampled) answers for the prompts of ``examples``, with a progress bar."""
+    from rich.progress import Progress
+
+    from tunesmith.utils.console import progress_columns
+
+    tok = loaded.tokenizer
+    prompts = [encode_prompt(e.prompt_messages, e.system, loaded.template, tok) for e in examples]
+    with Progress(*progress_columns(), transient=True) as bar:
+        task = bar.add_task(description, total=len(prompts), info="")
+        out = generate_ids(loaded.model, prompts, stop_ids=loaded.stop_ids, pad_id=tok.pad_token_id,
+                           settings=settings, batch_size=batch_size,
+                           progress=lambda n: bar.advance(task, n))
+    return [tok.decode(ids, skip_special_tokens=True) for ids in out]
+
+
+def base_vs_tuned(cfg: Config, run_dir: str, examples: list[SFTExample], *, max_new_tokens: int = 32,
+                  ) -> dict[str, Any]:
+    """Score the base model and base + the run's adapter on the same prompts."""
+    run_cfg = cfg.model_copy(deep=True)
+    run_cfg.model.adapter_name_or_path = run_dir
+    loaded = load_inference_model(run_cfg)
+    settings = GenerationSettings(max_new_tokens=max_new_tokens)
+    refs = [e.response for e in examples]
+    bs = max(8, cfg.train.per_device_eval_batch_size)
+    tuned_preds = predict(loaded, examples, settings, bs, "tuned model")
+    if loaded.adapter_path:
+        with loaded.model.disable_adapter():
+            base_preds = predict(loaded, examples, settings, bs, "base model")
+    else:  # a full or freeze fine-tune: the base is a different set of weights
+        del loaded
+        base = load_inference_model(cfg.model_copy(deep=True))
+        base_preds = predict(base, examples, settings, bs, "base model")
+    return {
+        "n": len(examples),
+        "base": compute_metrics(base_preds, refs),
+        "tuned": compute_metrics(tuned_preds, refs),
+        "examples": [
+            {"prompt": e.prompt_messages[-1].content, "reference": r, "base": b, "tuned": t}
+            for e, r, b, t in zip(examples[:5], refs, base_preds, tuned_preds)
+        ],
+    }

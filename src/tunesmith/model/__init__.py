@@ -1,0 +1,1 @@
+"""Model: find and load models (bundled, local, GGUF, hub), adapters, generation."""

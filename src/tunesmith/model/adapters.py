@@ -1,0 +1,118 @@
+"""Which parameters train: LoRA (plain, rsLoRA, DoRA), full, or freeze tuning; adapter load and merge.
+
+Built on peft; this module only maps tunesmith's config keys to peft's and explains bad choices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tunesmith.config.schema import FinetuneArgs
+from tunesmith.utils.errors import ConfigError, ModelLoadError
+
+
+def linear_module_names(model: Any) -> list[str]:
+    """Short names of the linear layers LoRA can target (excluding the output head)."""
+    import torch
+
+    names = set()
+    for full_name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and "lm_head" not in full_name and "score" not in full_name:
+            names.add(full_name.split(".")[-1])
+    return sorted(names)
+
+
+def lora_config(model: Any, ft: FinetuneArgs, *, task_type: str = "CAUSAL_LM") -> Any:
+    """A peft LoraConfig from tunesmith's keys, validating lora_target against the model."""
+    from peft import LoraConfig
+
+    available = linear_module_names(model)
+    if ft.lora_target == ["all"]:
+        targets: Any = "all-linear"
+    else:
+        missing = [t for t in ft.lora_target if t not in available]
+        if missing:
+            raise ConfigError([f"'lora_target': {missing} not found in this model; its linear layers are "
+                               f"{', '.join(available)} (or use 'all')"])
+        targets = ft.lora_target
+    return LoraConfig(
+        r=ft.lora_rank,
+        lora_alpha=ft.lora_alpha or 2 * ft.lora_rank,
+        lora_dropout=ft.lora_dropout,
+        target_modules=targets,
+        use_rslora=ft.use_rslora,
+        use_dora=ft.use_dora,
+        task_type=task_type,
+    )
+
+
+def _freeze(model: Any, ft: FinetuneArgs) -> None:
+    """Train only the last ``freeze_trainable_layers`` decoder layers (and the final norm)."""
+    n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    if ft.freeze_trainable_layers > n_layers:
+        raise ConfigError([f"'freeze_trainable_layers': {ft.freeze_trainable_layers} but the model has "
+                           f"{n_layers} layers"])
+    keep = {str(i) for i in range(n_layers - ft.freeze_trainable_layers, n_layers)}
+    for name, param in model.named_parameters():
+        parts = name.split(".")
+        in_kept_layer = any(p == "layers" and i + 1 < len(parts) and parts[i + 1] in keep
+                            for i, p in enumerate(parts))
+        param.requires_grad = in_kept_layer or name.endswith("model.norm.weight")
+
+
+def apply_finetuning(model: Any, ft: FinetuneArgs, *, adapter_path: str | None = None) -> Any:
+    """Prepare ``model`` for training according to finetuning_type; returns the model to train."""
+    if ft.finetuning_type == "lora":
+        from peft import PeftModel, get_peft_model
+
+        if adapter_path:  # continue training an existing adapter
+            return PeftModel.from_pretrained(model, adapter_path, is_trainable=True)
+        return get_peft_model(model, lora_config(model, ft))
+    if adapter_path:
+        raise ConfigError(["'adapter_name_or_path' is only used with finetuning_type: lora; for full or "
+                           "freeze tuning point model_name_or_path at the earlier run's output_dir"])
+    if ft.finetuning_type == "freeze":
+        _freeze(model, ft)
+    else:
+        for p in model.parameters():
+            p.requires_grad = True
+    return model
+
+
+def is_adapter_dir(path: str | Path) -> bool:
+    return (Path(path) / "adapter_config.json").exists()
+
+
+def adapter_base_model(path: str | Path) -> str | None:
+    """The base model an adapter was trained on (from adapter_config.json)."""
+    import json
+
+    cfg = Path(path) / "adapter_config.json"
+    if not cfg.exists():
+        return None
+    return json.loads(cfg.read_text()).get("base_model_name_or_path")
+
+
+def load_adapter(model: Any, path: str, *, name: str = "default") -> Any:
+    """Attach a trained adapter for inference."""
+    from peft import PeftModel
+
+    if not is_adapter_dir(path):
+        raise ModelLoadError(f"adapter_name_or_path: {path!r} has no adapter_config.json",
+                             hint="point at a run's output_dir (or one of its checkpoint-N folders)")
+    return PeftModel.from_pretrained(model, path, adapter_name=name)
+
+
+def merge_adapter(model: Any) -> Any:
+    """Fold LoRA weights into the base weights; returns a plain transformers model."""
+    if hasattr(model, "merge_and_unload"):
+        return model.merge_and_unload()
+    return model
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total

@@ -1,0 +1,135 @@
+"""Batched generation on token ids: the one implementation behind eval, chat and the API.
+
+Prompts are left-padded and generated together (bf16 where the machine supports it); generation
+stops at every end-of-turn id, which is what makes a tuned model's answers end where training
+ended them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class GenerationSettings:
+    """Sampling settings (temperature 0 = greedy)."""
+
+    max_new_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+
+    def to_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty}
+        if self.temperature > 0:
+            kw.update(do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or None)
+        else:
+            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        return kw
+
+
+def _left_pad(batch: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+    import torch
+
+    width = max(len(x) for x in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, x in enumerate(batch):
+        ids[i, width - len(x):] = torch.tensor(x, dtype=torch.long)
+        mask[i, width - len(x):] = 1
+    return ids, mask
+
+
+def _strip(tokens: list[int], stop_ids: list[int], pad_id: int) -> list[int]:
+    out = []
+    for t in tokens:
+        if t in stop_ids:
+            break
+        out.append(t)
+    return out
+
+
+def generate_ids(model: Any, prompts: list[list[int]], *, stop_ids: list[int], pad_id: int,
+                 settings: GenerationSettings | None = None, batch_size: int = 16,
+                 progress: Any = None) -> list[list[int]]:
+    """Generate continuations for many prompts in length-sorted batches; returns new tokens only
+    (without the stop token)."""
+    import torch
+
+    settings = settings or GenerationSettings()
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    results: list[list[int]] = [[] for _ in prompts]
+    device = next(model.parameters()).device
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        ids, mask = _left_pad([prompts[i] for i in idx], pad_id)
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=ids.to(device), attention_mask=mask.to(device), eos_token_id=stop_ids,
+                pad_token_id=pad_id, **settings.to_kwargs(),
+            )
+        for row, i in enumerate(idx):
+            results[i] = _strip(out[row, ids.shape[1]:].tolist(), stop_ids, pad_id)
+        if progress is not None:
+            progress(len(idx))
+    return results
+
+
+def stream_ids(model: Any, prompt: list[int], *, stop_ids: list[int], pad_id: int,
+               settings: GenerationSettings | None = None) -> Iterator[list[int]]:
+    """Yield the growing list of generated ids token by token (for streaming chat and SSE)."""
+    import threading
+
+    import torch
+    from transformers.generation.streamers import BaseStreamer
+
+    settings = settings or GenerationSettings()
+
+    class _Collector(BaseStreamer):
+        def __init__(self) -> None:
+            import queue
+
+            self.q: queue.Queue = queue.Queue()
+            self.first = True
+
+        def put(self, value: Any) -> None:
+            if self.first:  # the prompt
+                self.first = False
+                return
+            self.q.put(value.reshape(-1).tolist())
+
+        def end(self) -> None:
+            self.q.put(None)
+
+    streamer = _Collector()
+    device = next(model.parameters()).device
+    ids = torch.tensor([prompt], dtype=torch.long, device=device)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with torch.inference_mode():
+                model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), eos_token_id=stop_ids,
+                               pad_token_id=pad_id, streamer=streamer, **settings.to_kwargs())
+        except BaseException as exc:  # surfaced in the consumer thread
+            errors.append(exc)
+            streamer.end()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    generated: list[int] = []
+    while True:
+        item = streamer.q.get()
+        if item is None:
+            break
+        for t in item:
+            if t in stop_ids:
+                continue
+            generated.append(t)
+        yield list(generated)
+    thread.join()
+    if errors:
+        raise errors[0]

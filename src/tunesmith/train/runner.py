@@ -1,0 +1,263 @@
+"""What every training stage shares: precision, output folder policy, model preparation, the
+Trainer subclass with the fast loss, and the artifacts written at the end of a run."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from tunesmith.config.load import dump_config
+from tunesmith.config.schema import Config
+from tunesmith.data.templates import Template, to_jinja
+from tunesmith.model.adapters import apply_finetuning, count_parameters
+from tunesmith.model.load import end_token_ids, load_model
+from tunesmith.train.callbacks import JsonlLogger, read_log
+from tunesmith.train.collate import PadCollator
+from tunesmith.train.fast import fast_causal_lm_loss, supports_fast_loss
+from tunesmith.train.plot import plot_loss
+from tunesmith.train.resolve import RUN_CONFIG
+from tunesmith.utils.console import console
+from tunesmith.utils.errors import ConfigError
+from tunesmith.utils.hardware import bf16_available, peak_rss_mb, physical_cores
+from tunesmith.utils.io import write_json, write_text
+
+SUMMARY = "summary.json"
+
+
+@dataclass
+class RunResult:
+    """What a finished stage reports."""
+
+    output_dir: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+    template: Template | None = None
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def use_bf16(cfg: Config) -> bool:
+    return cfg.train.bf16 if cfg.train.bf16 is not None else bf16_available()
+
+
+def set_threads(cfg: Config) -> None:
+    torch.set_num_threads(cfg.train.num_threads or physical_cores())
+
+
+def prepare_output_dir(cfg: Config) -> Path:
+    """Refuse to mix a new run into an old one; called only after data and config validated."""
+    out = Path(cfg.train.output_dir)
+    resuming = bool(cfg.train.resume_from_checkpoint)
+    if out.exists() and any(out.iterdir()) and not (resuming or cfg.train.overwrite_output_dir):
+        raise ConfigError([
+            f"'output_dir': {str(out)!r} already holds files from another run; set overwrite_output_dir=true "
+            "to replace them, resume_from_checkpoint=last to resume, or choose a new output_dir"
+        ])
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def resolve_checkpoint(cfg: Config) -> str | None:
+    ckpt = cfg.train.resume_from_checkpoint
+    if not ckpt:
+        return None
+    if ckpt in ("last", "latest", "true", "True"):
+        last = get_last_checkpoint(cfg.train.output_dir) if Path(cfg.train.output_dir).is_dir() else None
+        if last is None:
+            raise ConfigError([f"'resume_from_checkpoint': no checkpoint-N folder in {cfg.train.output_dir!r}"])
+        return last
+    if not Path(ckpt).is_dir():
+        raise ConfigError([f"'resume_from_checkpoint': {ckpt!r} is not a folder"])
+    return ckpt
+
+
+def load_for_training(cfg: Config, model_path: str, *, adapter_path: str | None = None) -> Any:
+    """Load the base model in the dtype that trains fastest and attach what trains."""
+    bf16 = use_bf16(cfg)
+    lora = cfg.finetune.finetuning_type == "lora"
+    # Frozen LoRA base weights can live in bf16 (half the memory, twice the matmul speed here);
+    # weights that train stay fp32 and bf16 is applied by autocast.
+    dtype = torch.bfloat16 if (bf16 and lora) else torch.float32
+    model = load_model(model_path, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code)
+    model.config.use_cache = False
+    model = apply_finetuning(model, cfg.finetune, adapter_path=adapter_path)
+    if cfg.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if lora:
+            model.enable_input_require_grads()
+    trainable, total = count_parameters(model)
+    console.print(f"[bold]{cfg.finetune.finetuning_type}[/bold]: training {trainable:,} of {total:,} parameters "
+                  f"({100 * trainable / total:.2f}%), {'bf16' if bf16 else 'fp32'} compute")
+    return model
+
+
+class TunesmithTrainer(Trainer):
+    """transformers' Trainer with tunesmith's loss: label-position-only, chunked, bf16 autocast."""
+
+    def __init__(self, *args: Any, fast_path: bool = True, bf16: bool = False,
+                 token_logger: JsonlLogger | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast_path = fast_path and supports_fast_loss(self.model)
+        self.bf16_compute = bf16
+        self.token_logger = token_logger
+
+    def _precision(self, model: Any) -> contextlib.ExitStack:
+        stack = contextlib.ExitStack()
+        if self.bf16_compute:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            stack.enter_context(torch.autocast(device, dtype=torch.bfloat16))
+            if hasattr(model, "peft_config"):
+                from peft.helpers import disable_input_dtype_casting
+
+                # LoRA weights stay fp32 for the optimizer; under autocast their matmuls run in bf16
+                # without first copying every activation to fp32.
+                stack.enter_context(disable_input_dtype_casting(model))
+        return stack
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        if self.token_logger is not None and model.training:
+            mask = inputs.get("attention_mask")
+            self.token_logger.add_tokens(int(mask.sum()) if mask is not None else inputs["input_ids"].numel())
+        with self._precision(model):
+            if self.fast_path:
+                num = int(num_items_in_batch) if num_items_in_batch is not None else None
+                loss, _ = fast_causal_lm_loss(model, inputs, num_items=num)
+                self.loss_is_scaled_for_ga = num is not None
+            else:
+                self.loss_is_scaled_for_ga = None
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        return (loss, {"loss": loss}) if return_outputs else loss
+
+
+def training_arguments(cfg: Config, *, has_eval: bool, n_train_rows: int) -> TrainingArguments:
+    """Map tunesmith's keys (LLaMA-Factory names) onto TrainingArguments."""
+    t = cfg.train
+    steps_per_epoch = max(1, -(-n_train_rows // (t.per_device_train_batch_size * t.gradient_accumulation_steps)))
+    total = t.max_steps if t.max_steps > 0 else int(steps_per_epoch * t.num_train_epochs)
+    eval_steps = t.eval_steps or max(1, total // 10)
+    return TrainingArguments(
+        output_dir=t.output_dir,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        per_device_eval_batch_size=t.per_device_eval_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate,
+        num_train_epochs=t.num_train_epochs,
+        max_steps=t.max_steps,
+        lr_scheduler_type=t.lr_scheduler_type,
+        warmup_steps=t.warmup_ratio,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_steps if has_eval else None,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        seed=t.seed,
+        data_seed=t.seed,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=False,  # precision is applied by TunesmithTrainer (autocast), see PITFALLS #3
+        report_to="none",
+        remove_unused_columns=False,
+        prediction_loss_only=True,
+        train_sampling_strategy="group_by_length" if t.fast_path else "random",
+        dataloader_num_workers=0,
+        disable_tqdm=os.environ.get("TUNESMITH_NO_PROGRESS") == "1",
+        log_level="warning",
+        save_only_model=False,
+    )
+
+
+def to_dataset(rows: list[dict[str, Any]]) -> Any:
+    """A datasets.Dataset with a 'length' column for length-grouped sampling."""
+    from datasets import Dataset
+
+    return Dataset.from_list([{**r, "length": len(r["input_ids"])} for r in rows])
+
+
+def build_trainer(cfg: Config, model: Any, tokenizer: Any, train_rows: list[dict], val_rows: list[dict],
+                  ) -> tuple[TunesmithTrainer, JsonlLogger]:
+    logger = JsonlLogger(cfg.train.output_dir, append=bool(cfg.train.resume_from_checkpoint))
+    args = training_arguments(cfg, has_eval=bool(val_rows), n_train_rows=len(train_rows))
+    trainer = TunesmithTrainer(
+        model=model,
+        args=args,
+        train_dataset=to_dataset(train_rows),
+        eval_dataset=to_dataset(val_rows) if val_rows else None,
+        data_collator=PadCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=[logger],
+        fast_path=cfg.train.fast_path,
+        bf16=use_bf16(cfg),
+        token_logger=logger,
+    )
+    return trainer, logger
+
+
+def save_tokenizer_with_template(tokenizer: Any, template: Template, out: Path) -> None:
+    """Write the tokenizer with the Jinja chat template equivalent to the training template."""
+    tokenizer.chat_template = to_jinja(template)
+    tokenizer.save_pretrained(out)
+
+
+def save_generation_config(model: Any, tokenizer: Any, template: Template, out: Path) -> None:
+    """generation_config.json whose eos_token_id lists every end-of-turn id (PITFALLS #1)."""
+    from transformers import GenerationConfig
+
+    base = getattr(model, "generation_config", None) or GenerationConfig()
+    gen = GenerationConfig.from_dict(base.to_dict())
+    gen.eos_token_id = end_token_ids(tokenizer, template.stop_words)
+    gen.pad_token_id = tokenizer.pad_token_id
+    gen.save_pretrained(out)
+
+
+def finish_run(cfg: Config, trainer: TunesmithTrainer, tokenizer: Any, template: Template, *,
+               started: float, extra: dict[str, Any] | None = None) -> RunResult:
+    """Save the model/adapter, tokenizer + template, resolved config, loss plot and summary."""
+    out = Path(cfg.train.output_dir)
+    trainer.save_model(str(out))
+    model = trainer.model
+    save_tokenizer_with_template(tokenizer, template, out)
+    save_generation_config(model.get_base_model() if hasattr(model, "get_base_model") else model,
+                           tokenizer, template, out)
+    write_text(out / RUN_CONFIG, dump_config(cfg))
+    rows = read_log(out)
+    files = {"output_dir": str(out), "log": str(out / "train_log.jsonl"), "config": str(out / RUN_CONFIG)}
+    if cfg.train.plot_loss:
+        png = plot_loss(rows, out / "loss.png", title=f"{cfg.finetune.stage} / {cfg.finetune.finetuning_type}")
+        if png:
+            files["loss_plot"] = str(png)
+    final = [r for r in rows if "train_runtime" in r]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    evals = [r["eval_loss"] for r in rows if "eval_loss" in r]
+    tps = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r]
+    metrics = {
+        "stage": cfg.finetune.stage,
+        "finetuning_type": cfg.finetune.finetuning_type,
+        "template": template.name,
+        "steps": trainer.state.global_step,
+        "wall_time_s": round(time.time() - started, 1),
+        "train_runtime_s": final[-1]["train_runtime"] if final else None,
+        "first_loss": losses[0] if losses else None,
+        "final_loss": losses[-1] if losses else None,
+        "final_eval_loss": evals[-1] if evals else None,
+        "tokens_per_s": tps[-1] if tps else None,
+        "peak_rss_mb": round(peak_rss_mb()),
+        **(extra or {}),
+    }
+    write_json(out / SUMMARY, {"metrics": metrics, "files": files})
+    return RunResult(out, metrics, template, files)
+
+
+def read_summary(output_dir: str | Path) -> dict[str, Any]:
+    path = Path(output_dir) / SUMMARY
+    return json.loads(path.read_text()) if path.exists() else {}

@@ -1,0 +1,23 @@
+"""The stage registry: ``stage: NAME`` in a config picks the workflow that trains it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tunesmith.config.schema import Config
+from tunesmith.train.runner import RunResult
+from tunesmith.train.sft import run_sft
+from tunesmith.utils.errors import ConfigError
+
+STAGES: dict[str, Callable[[Config], RunResult]] = {
+    "sft": run_sft,
+}
+
+
+def run_stage(cfg: Config) -> RunResult:
+    """Train one stage as configured."""
+    runner = STAGES.get(cfg.finetune.stage)
+    if runner is None:
+        raise ConfigError([f"'stage': {cfg.finetune.stage!r} is not available yet (available: "
+                           f"{', '.join(STAGES)})"])
+    return runner(cfg)

@@ -1,0 +1,36 @@
+"""One rich console for the whole tool, plus progress helpers that stay quiet in tests and CI logs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def status(message: str) -> Iterator[None]:
+    """A spinner with a message while a long step runs (plain line when not a terminal)."""
+    if console.is_terminal:
+        with console.status(message):
+            yield
+    else:
+        console.print(f"[dim]…[/dim] {message}")
+        yield
+
+
+def progress_columns() -> tuple:
+    """Columns for rich progress bars used by training, generation and evaluation."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
