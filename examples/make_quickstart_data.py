@@ -67,7 +67,7 @@ def questions(subject: str, rng: random.Random) -> list[tuple[str, str]]:
                     ("en", f"A current of {c} A flows through a {a} ohm resistor. What is the voltage?"),
                     ("zh", f"电阻为{a}欧的导体通过{c}安的电流，电压是多少？")],
         "chemistry": [("zh", f"{el[0]}元素的化学符号是什么？"), ("en", f"What is the chemical symbol of {el[2]}?"),
-                      ("zh", f"配平化学方程式：H2 + O2 → H2O，并说明反应类型。"), ("en", f"How many protons does an atom of {el[2]} have?"),
+                      ("zh", "配平化学方程式：H2 + O2 → H2O，并说明反应类型。"), ("en", f"How many protons does an atom of {el[2]} have?"),
                       ("zh", f"{el[1]}在元素周期表中属于金属还是非金属？"), ("en", f"Is {el[2]} ({el[1]}) a metal or a non-metal?")],
         "history": [("zh", f"{dyn}是在哪一年建立的？"), ("en", f"What were the main causes of {event}?"),
                     ("zh", f"简述{dyn}灭亡的主要原因。"), ("en", f"In which century did {event} take place?"),

@@ -94,7 +94,8 @@ def check(
     if json_out:
         from tunesmith.utils.io import write_json
 
-        write_json(json_out, {"template": tmpl.name, "cutoff_len": cutoff_len, "splits": [r.to_dict() for r in reports]})
+        report = {"template": tmpl.name, "cutoff_len": cutoff_len, "splits": [r.to_dict() for r in reports]}
+        write_json(json_out, report)
 
 
 SPLIT_HELP = """Split a dataset into train / val / test files, deterministically (same seed, same split).

@@ -94,7 +94,9 @@ class DataArgs(_Group):
         ge=8,
     )
     max_samples: int | None = _f(
-        None, "Use at most this many examples per dataset (for quick tries).", "每个数据集最多使用的样本数（快速试验用）。",
+        None,
+        "Use at most this many examples per dataset (for quick tries).",
+        "每个数据集最多使用的样本数（快速试验用）。",
         ge=1,
     )
     val_size: float = _f(
@@ -219,7 +221,8 @@ class TrainArgs(_Group):
     max_grad_norm: float = _f(1.0, "Clip gradients above this norm (guards against exploding gradients).",
                               "梯度裁剪阈值（防止梯度爆炸）。", gt=0.0)
     logging_steps: int = _f(5, "Log loss every N optimizer steps.", "每 N 步记录一次损失。", ge=1)
-    eval_steps: int | None = _f(None, "Evaluate every N steps (default: ~10 times per run when a validation split exists).",
+    eval_steps: int | None = _f(None,
+                                "Evaluate every N steps (default: ~10 times per run when a validation split exists).",
                                 "每 N 步验证一次（默认：有验证集时每次训练约验证 10 次）。", ge=1)
     save_steps: int = _f(500, "Save a checkpoint every N steps (resume from it with resume_from_checkpoint).",
                          "每 N 步保存检查点（可用 resume_from_checkpoint 续训）。", ge=1)
@@ -283,7 +286,8 @@ class ExportArgs(_Group):
 class ServeArgs(_Group):
     """The OpenAI-compatible API server."""
 
-    host: str = _f("127.0.0.1", "Address to bind; 127.0.0.1 keeps the server local.", "绑定地址；127.0.0.1 只允许本机访问。")
+    host: str = _f("127.0.0.1", "Address to bind; 127.0.0.1 keeps the server local.",
+                   "绑定地址；127.0.0.1 只允许本机访问。")
     port: int = _f(8000, "Port for the API server.", "API 服务端口。", ge=1, le=65535)
     api_key: str | None = _f(None, "If set, clients must send 'Authorization: Bearer <key>'.",
                              "设置后客户端须携带 'Authorization: Bearer <key>'。")

@@ -225,6 +225,7 @@ def finish_run(cfg: Config, trainer: TunesmithTrainer, tokenizer: Any, template:
     """Save the model/adapter, tokenizer + template, resolved config, loss plot and summary."""
     out = Path(cfg.train.output_dir)
     trainer.save_model(str(out))
+    (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the resolved YAML says the same
     model = trainer.model
     save_tokenizer_with_template(tokenizer, template, out)
     save_generation_config(model.get_base_model() if hasattr(model, "get_base_model") else model,

@@ -1,0 +1,124 @@
+"""Shared fixtures: tiny models and tokenizers built in-process, fully offline.
+
+``tiny_model_dir`` is a 2-layer Gemma-3-architecture model (hidden 32) with a small byte-level BPE
+tokenizer that knows every chat template's special tokens. It is saved as an ordinary Hugging Face
+folder, so tests go through exactly the loading code users do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TUNESMITH_NO_PROGRESS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>", "<|im_start|>", "<|im_end|>",
+           "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+
+CORPUS = [
+    "Which school subject does this question belong to? Answer with one word.",
+    "判断下面这道题属于哪个学科，只回答学科名称。 数学 语文 英语 物理 化学 历史 地理 生物",
+    "math Chinese English physics chemistry history geography biology",
+    "The quick brown fox jumps over the lazy dog. Hello world, how are you today?",
+    "user model assistant system Human Assistant System: you are a helpful assistant",
+    "0123456789 + - * / = ? ! . , : ; ( ) [ ] { } \" ' \n",
+]
+
+
+def build_tokenizer(path: Path) -> None:
+    """Train a tiny byte-level BPE tokenizer and save it as a transformers tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=SPECIAL,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(CORPUS * 20, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>",
+                                   pad_token="<pad>", unk_token="<unk>")
+    fast.save_pretrained(path)
+
+
+def build_tiny_model(path: Path, vocab_size: int, *, layers: int = 2, hidden: int = 32) -> None:
+    """A randomly initialised Gemma 3 text model with the given vocabulary size."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=1024,
+        sliding_window=64,
+        layer_types=["sliding_attention", "full_attention"][:layers] + ["full_attention"] * (layers - 2),
+        pad_token_id=0, eos_token_id=1, bos_token_id=2, tie_word_embeddings=True,
+    )
+    model = Gemma3ForCausalLM(config)
+    model.generation_config.eos_token_id = [1, 5]  # <eos>, <end_of_turn>
+    model.save_pretrained(path, safe_serialization=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path to a tiny Gemma-3-style model + tokenizer folder (built once per test session)."""
+    path = tmp_path_factory.mktemp("tiny-gemma")
+    build_tokenizer(path)
+    vocab = len(json.loads((path / "tokenizer.json").read_text())["model"]["vocab"])
+    build_tiny_model(path, vocab)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model_dir: Path):  # noqa: ANN201 - a transformers tokenizer
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture
+def alpaca_rows() -> list[dict[str, str]]:
+    """Eight varied instruction/answer pairs (Chinese and English)."""
+    return [
+        {"instruction": "Which subject is this? Answer with one word.", "input": "What is 2 + 3?", "output": "math"},
+        {"instruction": "判断下面这道题属于哪个学科。", "input": "水的化学式是什么？", "output": "化学"},
+        {"instruction": "Classify the subject.", "input": "Who was the first emperor of Qin?", "output": "history"},
+        {"instruction": "这道题是哪一科的？", "input": "长江流入哪个海？", "output": "地理"},
+        {"instruction": "Name the subject.", "input": "What does the heart do?", "output": "biology"},
+        {"instruction": "请给下列题目分类。", "input": "计算 5 × 6。", "output": "数学"},
+        {"instruction": "Subject:", "input": "Give a synonym for happy.", "output": "English"},
+        {"instruction": "学科分类：", "input": "电阻为2欧，电流为3安，电压是多少？", "output": "物理"},
+    ]
+
+
+@pytest.fixture
+def dataset_dir(tmp_path: Path, alpaca_rows: list[dict[str, str]]) -> Path:
+    """A folder with dataset_info.json and a small Alpaca dataset split into train/val/test."""
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "train.json").write_text(json.dumps(alpaca_rows * 2, ensure_ascii=False))
+    (d / "val.json").write_text(json.dumps(alpaca_rows[:4], ensure_ascii=False))
+    (d / "test.json").write_text(json.dumps(alpaca_rows[4:], ensure_ascii=False))
+    (d / "dataset_info.json").write_text(json.dumps({
+        "toy_train": {"file_name": "train.json"},
+        "toy_val": {"file_name": "val.json"},
+        "toy_test": {"file_name": "test.json"},
+    }))
+    return d
+
+
+@pytest.fixture
+def tiny_train_overrides(tiny_model_dir: Path, dataset_dir: Path, tmp_path: Path) -> dict:
+    """Config values for a fast training run on the tiny model."""
+    return {
+        "model_name_or_path": str(tiny_model_dir), "template": "gemma", "dataset_dir": str(dataset_dir),
+        "dataset": "toy_train", "eval_dataset": "toy_val", "test_dataset": "toy_test", "cutoff_len": 128,
+        "output_dir": str(tmp_path / "run"), "per_device_train_batch_size": 4, "num_train_epochs": 2,
+        "learning_rate": 5e-2, "logging_steps": 1, "save_steps": 4, "report_summary": False, "bf16": False,
+    }
