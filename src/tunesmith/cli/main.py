@@ -39,9 +39,9 @@ def _root(
 
 def _register() -> None:
     # One module per command group; each exposes register(app).
-    from tunesmith.cli import chat, data, train
+    from tunesmith.cli import advise, bench, chat, data, data_tools, eval, export, serve, train, webui
 
-    for module in (train, chat, data):
+    for module in (train, chat, data, data_tools, eval, advise, export, serve, webui, bench):
         module.register(app)
 
 
