@@ -6,6 +6,7 @@ Nothing here imports torch or transformers: a typo in a config is reported in we
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,18 @@ IGNORED_KEYS = {
     "logging_dir": "logs go to output_dir",
 }
 TOP_LEVEL_KEYS = {"stages"}
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def parse_value(text: str) -> Any:
     """Parse a command-line value the way YAML would (numbers, booleans, lists, null)."""
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads "1e-4" as a string
+    return value
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -188,7 +193,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict[str,
     flat.update(overrides or {})
     if path is not None and "dataset_dir" in flat and not Path(str(flat["dataset_dir"])).is_absolute():
         candidate = Path(path).parent / str(flat["dataset_dir"])
-        if candidate.exists() or not Path(str(flat["dataset_dir"])).exists():
+        if candidate.is_dir():  # relative to the YAML file; otherwise relative to the working directory
             flat["dataset_dir"] = str(candidate)
     return build_config(flat, source=source)
 

@@ -237,15 +237,18 @@ def convert_kto(rec: RawRecord, cols: Columns) -> KTOExample:
         tag = tag.strip().lower() in _TRUE
     if not isinstance(tag, bool):
         raise _fail(rec.origin, f"field '{tag_key}' must be true or false, got {tag!r}")
-    if cols.messages in rec.data and isinstance(rec.data[cols.messages], list):
-        msgs, system = _messages(rec, cols.messages, cols)
-        if msgs and msgs[-1].role == "assistant":
+    resp_key = cols.response if cols.response in rec.data else "completion"
+    conv_key = next((k for k in (cols.messages, "conversations", "messages")
+                     if isinstance(rec.data.get(k), list)), None)
+    if conv_key is not None:  # ShareGPT / messages, or tunesmith's own {"messages", "completion", "label"}
+        msgs, system = _messages(rec, conv_key, cols)
+        if msgs and msgs[-1].role == "assistant" and resp_key not in rec.data:
             completion = msgs.pop().content
         else:
-            completion = _text(rec, cols.response)
+            completion = _text(rec, resp_key)
+        _check_turns(rec, msgs, end_with="user")
     else:
         msgs, system = _alpaca_prompt(rec, cols)
-        resp_key = cols.response if cols.response in rec.data else "completion"
         completion = _text(rec, resp_key)
     return KTOExample(msgs, completion, tag, system, rec.origin)
 
@@ -279,7 +282,7 @@ def resolve_format(rec: RawRecord, formatting: str | None, ranking: bool, cols: 
             raise DataFormatError(f"unknown formatting {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
     if ranking and fmt in ("alpaca", "sharegpt", "openai"):
         return "preference"
-    if fmt == "alpaca" and cols.kto_tag in rec.data:
+    if fmt in ("alpaca", "sharegpt", "openai") and (cols.kto_tag in rec.data or "kto_tag" in cols.explicit):
         return "kto"
     if fmt == "alpaca" and "text" in cols.explicit:
         return "text"
@@ -297,6 +300,9 @@ def convert_records(
         fmt = resolve_format(rec, formatting, ranking, cols)
         if first_fmt is None:
             first_fmt = fmt
+        elif first_fmt == "kto" and fmt != "kto":
+            raise _fail(rec.origin, f"missing field '{cols.kto_tag}' (earlier records carry it; true for a good "
+                        "answer, false for a bad one)", "add the tag to this record or remove the record")
         elif fmt != first_fmt and formatting in (None, "auto"):
             raise _fail(rec.origin, f"record looks like '{fmt}' but earlier records are '{first_fmt}'",
                         "keep one format per file")

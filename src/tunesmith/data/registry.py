@@ -63,6 +63,8 @@ def _spec_from_entry(name: str, entry: dict[str, Any], dataset_dir: Path, regist
             )
         raise DataFormatError(f"{registry_path}: dataset '{name}' has no 'file_name'")
     formatting = entry.get("formatting")
+    if formatting is None and entry.get("columns"):
+        formatting = "alpaca"  # LLaMA-Factory's default when columns are mapped
     if formatting not in (None, "alpaca", "sharegpt", "openai", "auto"):
         raise DataFormatError(f"{registry_path}: dataset '{name}': unknown formatting {formatting!r}",
                               hint="use alpaca or sharegpt (as in LLaMA-Factory)")

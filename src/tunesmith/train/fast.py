@@ -80,23 +80,71 @@ def supports_fast_loss(model: Any) -> bool:
     return decoder is not None and isinstance(head, torch.nn.Linear) and getattr(head, "bias", None) is None
 
 
+def length_buckets(lengths: list[int], max_waste: float = 0.1) -> list[list[int]]:
+    """Group row indices so that padding each group to its longest row wastes at most ``max_waste``.
+
+    Rows are sorted by length and cut greedily; a batch of similar lengths stays one group. Running
+    the groups separately removes most padding compute while keeping the batch (and so the loss and
+    the optimizer step) exactly what the user configured.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups:
+            g = groups[-1]
+            width = lengths[g[0]]
+            used = sum(lengths[j] for j in g) + lengths[i]
+            if 1 - used / (width * (len(g) + 1)) <= max_waste:
+                g.append(i)
+                continue
+        groups.append([i])
+    return groups
+
+
+def _sub_batches(batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    mask = batch.get("attention_mask")
+    if mask is None or bool(mask.all()):
+        return [batch]
+    lengths = mask.sum(dim=1).tolist()
+    if any(mask[i, : int(n)].sum() != n for i, n in enumerate(lengths)):
+        return [batch]  # not right-padded: keep as is
+    out = []
+    for group in length_buckets([int(n) for n in lengths]):
+        idx = torch.tensor(group)
+        width = int(max(lengths[i] for i in group))
+        sub = {k: v[idx, :width] for k, v in batch.items() if k in ("input_ids", "labels", "attention_mask",
+                                                                    "position_ids")}
+        if bool(sub["attention_mask"].all()):
+            del sub["attention_mask"]  # lets attention use the fast causal kernel
+        out.append(sub)
+    return out
+
+
 def fast_causal_lm_loss(model: Any, batch: dict[str, torch.Tensor], *, num_items: int | None = None,
                         chunk: int = DEFAULT_CHUNK) -> tuple[torch.Tensor, int]:
-    """Mean (or sum / num_items) next-token loss over labelled positions; returns (loss, n_labels)."""
+    """Mean (or sum / num_items) next-token loss over labelled positions; returns (loss, n_labels).
+
+    A right-padded batch is split into groups of similar length first, so padding costs (almost)
+    nothing; the result is the same loss as the padded batch.
+    """
     decoder, head, softcap = _decoder_and_head(model)
-    labels = batch["labels"]
-    kwargs = {k: batch[k] for k in ("attention_mask", "position_ids") if k in batch}
-    hidden = decoder(input_ids=batch["input_ids"], use_cache=False, **kwargs).last_hidden_state
-    target = labels[:, 1:]
-    keep = target != IGNORE_INDEX
-    n = int(keep.sum())
-    if n == 0:
+    total: torch.Tensor | None = None
+    n = 0
+    for sub in _sub_batches(batch):
+        target = sub["labels"][:, 1:]
+        keep = target != IGNORE_INDEX
+        k = int(keep.sum())
+        if k == 0:
+            continue
+        kwargs = {key: sub[key] for key in ("attention_mask", "position_ids") if key in sub}
+        hidden = decoder(input_ids=sub["input_ids"], use_cache=False, **kwargs).last_hidden_state
+        part = FusedLinearCrossEntropy.apply(hidden[:, :-1][keep], head.weight, target[keep], chunk, softcap)
+        total = part if total is None else total + part
+        n += k
+    if total is None:
         raise TrainingError(
             "a training batch has no tokens that carry loss (every label is masked)",
             hint="check that examples have non-empty answers and that cutoff_len does not cut them away "
             "('tunesmith data check' shows both)",
         )
-    h = hidden[:, :-1][keep]
-    y = target[keep]
-    total = FusedLinearCrossEntropy.apply(h, head.weight, y, chunk, softcap)
     return total / (num_items or n), n
