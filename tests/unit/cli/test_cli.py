@@ -1,0 +1,94 @@
+"""The CLI end to end on the tiny model: help, config errors, data check/split, train."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tunesmith.cli.main import app
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_help_is_fast_and_lists_commands() -> None:
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "tunesmith.cli.main", "--help"], capture_output=True, text=True,
+                         check=True)
+    assert time.perf_counter() - t0 < 20  # generous: guards against importing torch at start-up
+    for cmd in ("train", "chat", "data"):
+        assert cmd in out.stdout
+    assert "import torch" not in out.stderr
+
+
+@pytest.mark.parametrize("cmd", [["train", "--help"], ["chat", "--help"], ["data", "check", "--help"],
+                                 ["data", "split", "--help"], ["bench", "train", "--help"]])
+def test_every_command_has_help_with_examples(cmd: list[str]) -> None:
+    result = runner.invoke(app, cmd)
+    assert result.exit_code == 0, result.output
+    assert len(result.output) > 200
+
+
+def test_config_error_is_one_clear_block_without_traceback(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("dataset: x\nlearnin_rate: 1e-4\n")
+    proc = subprocess.run([sys.executable, "-m", "tunesmith.cli.main", "train", str(cfg)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2
+    assert "did you mean 'learning_rate'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_data_split_is_deterministic(tmp_path: Path, alpaca_rows: list[dict]) -> None:
+    src = tmp_path / "d.jsonl"
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in alpaca_rows * 5))
+    for _ in range(2):
+        result = runner.invoke(app, ["data", "split", str(src), "--ratios", "7,1.5,1.5"])
+        assert result.exit_code == 0, result.output
+    parts = [tmp_path / f"d.{name}.jsonl" for name in ("train", "val", "test")]
+    counts = [len(p.read_text().splitlines()) for p in parts]
+    assert counts == [28, 6, 6]
+    first = parts[0].read_text()
+    runner.invoke(app, ["data", "split", str(src), "--ratios", "7,1.5,1.5"])
+    assert parts[0].read_text() == first
+
+
+def test_data_split_refuses_bad_data_and_writes_nothing(tmp_path: Path) -> None:
+    src = tmp_path / "bad.jsonl"
+    src.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "a", "output": ""}\n')
+    result = runner.invoke(app, ["data", "split", str(src)])
+    assert result.exit_code != 0
+    assert not list(tmp_path.glob("bad.*.jsonl"))
+
+
+def test_data_check_reports_stats_and_marks_trained_tokens(tiny_model_dir: Path, dataset_dir: Path,
+                                                           tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    result = runner.invoke(app, ["data", "check", "toy_train", "toy_val", "--dataset-dir", str(dataset_dir),
+                                 "--model", str(tiny_model_dir), "--template", "gemma", "--cutoff-len", "20",
+                                 "--json", str(out)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    train = report["splits"][0]
+    assert train["examples"] == 16 and train["duplicates"] == 8
+    assert train["over_cutoff_len"] > 0
+    assert 0 < train["loss_token_share"] < 0.5
+    assert "<end_of_turn>" in result.output
+
+
+def test_train_cli_end_to_end(tiny_train_overrides: dict) -> None:
+    args = ["train"] + [f"{k}={v}" for k, v in {**tiny_train_overrides, "max_steps": 3,
+                                                 "report_summary": True}.items()]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    out = Path(tiny_train_overrides["output_dir"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metrics"]["steps"] == 3
+    assert set(summary["base_vs_tuned"]["tuned"]) >= {"exact_match", "rouge-l"}
+    assert "base vs tuned" in result.output
