@@ -25,6 +25,7 @@ from tunesmith.train.collate import PadCollator
 from tunesmith.train.fast import fast_causal_lm_loss, supports_fast_loss
 from tunesmith.train.plot import plot_loss
 from tunesmith.train.resolve import RUN_CONFIG
+from tunesmith.train.stop import StopOnSignal
 from tunesmith.utils.console import console
 from tunesmith.utils.errors import ConfigError
 from tunesmith.utils.hardware import bf16_available, peak_rss_mb, physical_cores
@@ -195,7 +196,7 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, train_rows: list[dict
         eval_dataset=to_dataset(val_rows) if val_rows else None,
         data_collator=PadCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
-        callbacks=[logger],
+        callbacks=[logger, StopOnSignal()],  # SIGTERM: save a checkpoint, then stop
         fast_path=cfg.train.fast_path,
         bf16=use_bf16(cfg),
         token_logger=logger,
