@@ -127,8 +127,13 @@ class DataArgs(_Group):
         ge=0.0,
         le=1.0,
     )
+    replay_dataset: list[str] = _f(
+        [],
+        "Datasets to draw replay examples from; default: the earlier stages' (or the continued run's) training data.",
+        "用于抽取回放样本的数据集；默认使用前面各阶段（或被继续训练的那次运行）的训练数据。",
+    )
 
-    @field_validator("dataset", "eval_dataset", "test_dataset", mode="before")
+    @field_validator("dataset", "eval_dataset", "test_dataset", "replay_dataset", mode="before")
     @classmethod
     def _split_commas(cls, v: Any) -> Any:
         if v is None:
@@ -184,6 +189,23 @@ class FinetuneArgs(_Group):
         "GRPO 奖励函数：内置名称（exact_match、format:正则、length）或 'module:function'。",
     )
     num_generations: int = _f(4, "GRPO: completions sampled per prompt.", "GRPO：每个提示采样的回答数。", ge=2)
+    max_completion_length: int = _f(
+        32, "GRPO: most tokens per sampled answer; keep it small on a CPU (generation dominates the time).",
+        "GRPO：每个采样回答的最大 token 数；CPU 上宜小（生成占大部分时间）。", ge=1,
+    )
+    grpo_temperature: float = _f(
+        1.0, "GRPO: sampling temperature; must be > 0 so the answers to one prompt differ.",
+        "GRPO：采样温度；须大于 0，同一提示的多个回答才会不同。", gt=0.0,
+    )
+    simpo_gamma: float = _f(0.5, "SimPO: target reward margin between chosen and rejected answers.",
+                            "SimPO：选中与拒绝回答之间的目标奖励差。", ge=0.0)
+    stage_lr_scale: float = _f(
+        0.5,
+        "Multi-stage: a later stage without its own learning_rate uses the previous stage's times this "
+        "(the notes: 1e-5, then 5e-6).",
+        "多阶段训练：后续阶段未设置 learning_rate 时，使用上一阶段学习率乘以该值（笔记建议：1e-5 之后用 5e-6）。",
+        gt=0.0, le=1.0,
+    )
 
 
 class TrainArgs(_Group):

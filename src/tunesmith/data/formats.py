@@ -90,7 +90,7 @@ def _text(rec: RawRecord, key: str, *, required: bool = True, allow_empty: bool 
 def detect_format(data: dict[str, Any]) -> str:
     """Guess the format of one record from its keys."""
     keys = set(data)
-    if {"question", "positive_answer", "negative_answer"} <= keys:
+    if {"positive_answer", "negative_answer"} & keys:  # the notes' shape (a missing half is reported later)
         return "preference"
     if "kto_tag" in keys or ("label" in keys and "completion" in keys):
         return "kto"
@@ -208,7 +208,7 @@ def _answer(rec: RawRecord, key: str, cols: Columns) -> str:
 
 def convert_preference(rec: RawRecord, cols: Columns) -> PreferenceExample:
     d = rec.data
-    if "question" in d and "positive_answer" in d:
+    if "positive_answer" in d or "negative_answer" in d:
         msgs, system = [Message("user", _text(rec, "question"))], _text(rec, cols.system, required=False) or None
         chosen, rejected = _text(rec, "positive_answer"), _text(rec, "negative_answer")
     else:
