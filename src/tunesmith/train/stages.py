@@ -7,6 +7,7 @@ from collections.abc import Callable
 from tunesmith.config.schema import Config
 from tunesmith.train.dpo import run_dpo
 from tunesmith.train.pt import run_pt
+from tunesmith.train.rm import run_rm
 from tunesmith.train.runner import RunResult
 from tunesmith.train.sft import run_sft
 from tunesmith.utils.errors import ConfigError
@@ -14,6 +15,7 @@ from tunesmith.utils.errors import ConfigError
 STAGES: dict[str, Callable[[Config], RunResult]] = {
     "sft": run_sft,
     "pt": run_pt,
+    "rm": run_rm,
     "dpo": run_dpo,
     "orpo": run_dpo,  # run_dpo picks the ORPO loss
     "simpo": run_dpo,  # run_dpo picks the SimPO loss

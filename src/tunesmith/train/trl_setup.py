@@ -98,8 +98,8 @@ def load_policy(cfg: Config, model_path: str, adapter_path: str | None, *, model
         peft_config = lora_config(model, ft, task_type=task_type)
         if task_type == "SEQ_CLS":
             peft_config.modules_to_save = ["score"]  # the reward head is new: it trains in full
-        console.print(f"[bold]lora[/bold] r={ft.lora_rank} on the frozen base; the reference model is the base "
-                      "with the adapter switched off")
+        ref = "; the reference model is the base with the adapter switched off" if ft.stage in ("dpo", "kto") else ""
+        console.print(f"[bold]lora[/bold] r={ft.lora_rank} on the frozen base{ref}")
         return model, peft_config
     model = apply_finetuning(model, ft, adapter_path=adapter_path)
     trainable, total = count_parameters(model)
