@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from tunesmith.config.schema import Config
 from tunesmith.train.dpo import run_dpo
+from tunesmith.train.kto import run_kto
 from tunesmith.train.pt import run_pt
 from tunesmith.train.rm import run_rm
 from tunesmith.train.runner import RunResult
@@ -19,6 +20,7 @@ STAGES: dict[str, Callable[[Config], RunResult]] = {
     "dpo": run_dpo,
     "orpo": run_dpo,  # run_dpo picks the ORPO loss
     "simpo": run_dpo,  # run_dpo picks the SimPO loss
+    "kto": run_kto,
 }
 
 
