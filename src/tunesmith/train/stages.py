@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from tunesmith.config.schema import Config
 from tunesmith.train.dpo import run_dpo
+from tunesmith.train.grpo import run_grpo
 from tunesmith.train.kto import run_kto
 from tunesmith.train.pt import run_pt
 from tunesmith.train.rm import run_rm
@@ -21,6 +22,7 @@ STAGES: dict[str, Callable[[Config], RunResult]] = {
     "orpo": run_dpo,  # run_dpo picks the ORPO loss
     "simpo": run_dpo,  # run_dpo picks the SimPO loss
     "kto": run_kto,
+    "grpo": run_grpo,
 }
 
 
