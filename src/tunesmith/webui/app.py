@@ -1,0 +1,103 @@
+"""The tunesmith web UI: one Gradio page with Data, Train, Evaluate, Chat and Export tabs.
+
+It stays thin: the form writes a YAML config, training runs ``tunesmith train`` as a detached job
+(jobs.py), evaluation and export run their CLI commands, and chat uses the same loading and
+generation code as ``tunesmith chat``. Start it with ``tunesmith webui`` (127.0.0.1:7860).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tunesmith.utils.lazy import require
+from tunesmith.webui.i18n import LANGS, TEXT, t
+from tunesmith.webui.jobs import JobManager
+
+CSS = """
+.gradio-container { max-width: 1500px !important; }
+#job-log textarea, #eval-output textarea, #export-output textarea, #data-check-output textarea {
+  font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
+#header h1 { margin-bottom: 0; }
+#run-panel { position: sticky; top: 8px; align-self: flex-start; }
+"""
+
+
+def default_jobs_dir() -> Path:
+    """$TUNESMITH_CACHE/webui/jobs or ~/.cache/tunesmith/webui/jobs."""
+    root = os.environ.get("TUNESMITH_CACHE") or Path.home() / ".cache" / "tunesmith"
+    return Path(root) / "webui" / "jobs"
+
+
+def build_app(*, workdir: str | Path = ".", jobs_dir: str | Path | None = None, lang: str = "en") -> Any:
+    """The Gradio Blocks app (not launched)."""
+    require("gradio", extra="webui")
+    from tunesmith.webui.ui import Context
+
+    return build(Context(JobManager(jobs_dir or default_jobs_dir()), Path(workdir).resolve(), lang))
+
+
+def build(ctx: Any) -> Any:
+    """Draw every tab into one page and wire the language switch and page load (ctx: ui.Context)."""
+    import gradio as gr
+
+    from tunesmith.webui.tab_chat import ChatTab
+    from tunesmith.webui.tab_data import DataTab
+    from tunesmith.webui.tab_tools import EvalTab, ExportTab
+    from tunesmith.webui.tab_train import SCROLL_LOG_JS, TrainTab
+    from tunesmith.webui.ui import updates_for
+
+    lang = ctx.lang
+    with gr.Blocks(title="tunesmith") as demo:
+        with gr.Row(elem_id="header", equal_height=True):
+            with gr.Column(scale=4):
+                ctx.tr(gr.Markdown(f"# tunesmith\n{t('subtitle', lang)}"),
+                               value=lambda lg: f"# tunesmith\n{t('subtitle', lg)}")
+            language = gr.Radio([(name, code) for code, name in LANGS.items()], value=lang, scale=1,
+                                label=TEXT["language"][0], elem_id="language")
+        stored_lang = gr.BrowserState(lang, storage_key="tunesmith-webui-lang")
+        tabs = {"data": DataTab(ctx), "train": TrainTab(ctx), "eval": EvalTab(ctx), "chat": ChatTab(ctx),
+                "export": ExportTab(ctx)}
+        with gr.Tabs(elem_id="tabs") as tab_set:
+            for name, tab in tabs.items():
+                with ctx.tr(gr.Tab(t(f"tab_{name}", lang), id=name, elem_id=f"tab-{name}"), label=f"tab_{name}"):
+                    tab.draw()
+        train: TrainTab = tabs["train"]  # type: ignore[assignment]
+        train.wire(language)
+        tabs["data"].wire(language, (train._preview, [*ctx.field_list(), train.stages, language],
+                                     train.preview_outputs))
+        tabs["eval"].wire(language, train.stages)
+        tabs["export"].wire(language, train.stages)
+        tabs["chat"].wire(language)
+
+        translated = [c for c, _ in ctx.translated]
+        language.change(lambda lg: updates_for(ctx.translated, lg), language, translated, show_progress="hidden")
+        language.change(lambda lg: lg, language, stored_lang, show_progress="hidden")
+        run_pickers = [tabs["eval"].run_dir, tabs["export"].run_dir, tabs["chat"].adapter]
+
+        def page_load(saved_lang: str | None) -> list[Any]:
+            runs = ctx.runs()
+            busy = ctx.jobs.active() is not None  # open where the running job is
+            return [saved_lang if saved_lang in LANGS else lang, gr.Tabs(selected="train") if busy else gr.Tabs(),
+                    *[gr.update(choices=runs) for _ in run_pickers],
+                    *train.on_page_load(saved_lang if saved_lang in LANGS else lang)]
+
+        demo.load(page_load, stored_lang, [language, tab_set, *run_pickers, *train.page_load_outputs]).then(
+            train._preview, [*ctx.field_list(), train.stages, language], train.preview_outputs).then(
+            None, js=SCROLL_LOG_JS)
+    return demo
+
+
+def launch(*, host: str = "127.0.0.1", port: int = 7860, workdir: str | Path = ".",
+           jobs_dir: str | Path | None = None, lang: str = "en", block: bool = True) -> Any:
+    """Build and serve the app on host:port (127.0.0.1 keeps it local)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    gr = require("gradio", extra="webui")
+    demo = build_app(workdir=workdir, jobs_dir=jobs_dir, lang=lang)
+    demo.queue(default_concurrency_limit=4)
+    theme = gr.themes.Default(primary_hue="blue", font=["system-ui", "Noto Sans CJK SC", "WenQuanYi Micro Hei",
+                                                        "sans-serif"])
+    demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, show_error=True, theme=theme,
+                css=CSS, inbrowser=False, quiet=False)
+    return demo

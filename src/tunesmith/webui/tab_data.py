@@ -1,0 +1,144 @@
+"""The Data tab: pick or upload a dataset, preview its records, run ``tunesmith data check`` on it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from tunesmith.utils.errors import TunesmithError
+from tunesmith.webui import commands
+from tunesmith.webui.i18n import t
+from tunesmith.webui.runs import dataset_names, preview_rows
+from tunesmith.webui.ui import Context
+
+PREVIEW_COLUMNS = ("format", "system", "prompt", "answer", "rejected", "turns")
+WIDTHS = {"format": 7, "system": 15, "prompt": 50, "answer": 25, "rejected": 20, "turns": 6}  # percent
+STATS_COLUMNS = ("split", "format", "examples", "tokens min/mean/p95/max", "loss share", "over cutoff",
+                 "duplicates", "distinct instr.", "top instr. share")
+
+
+def _copy_upload(upload: str, dataset_dir: str) -> str:
+    """Copy an uploaded file into dataset_dir (never over an existing file); returns its name there."""
+    src = Path(upload)
+    target_dir = Path(dataset_dir)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / src.name
+    n = 1
+    while target.exists():
+        target = target_dir / f"{src.stem}-{n}{src.suffix}"
+        n += 1
+    shutil.copyfile(src, target)
+    return target.name
+
+
+def preview_table(name: str, dataset_dir: str, lang: str) -> tuple[Any, str]:
+    """(records table, message) for a dataset."""
+    import pandas as pd
+
+    headers = [t(f"col_{c}", lang) for c in PREVIEW_COLUMNS]
+    try:
+        n, kinds, rows = preview_rows(name, dataset_dir)
+    except TunesmithError as exc:
+        return pd.DataFrame(columns=headers), f"⚠️ {exc}"
+    keep = [i for i, c in enumerate(PREVIEW_COLUMNS) if c in ("format", "prompt") or any(r[c] for r in rows)]
+    frame = pd.DataFrame([[r[PREVIEW_COLUMNS[i]] for i in keep] for r in rows], columns=[headers[i] for i in keep])
+    widths = [f"{WIDTHS[PREVIEW_COLUMNS[i]]}%" for i in keep]
+    return (gr.update(value=frame, column_widths=widths),
+            t("previewing", lang, n=n, name=f"`{name}`", kinds=", ".join(kinds), shown=len(rows)))
+
+
+def stats_table(report: dict[str, Any]) -> Any:
+    """The ``data check --json`` report as the same table the CLI prints."""
+    import pandas as pd
+
+    rows = []
+    for s in report.get("splits", []):
+        tok = s.get("tokens", {})
+        rows.append([s["name"], s["format"], s["examples"],
+                     f"{tok.get('min', 0)}/{tok.get('mean', 0)}/{tok.get('p95', 0)}/{tok.get('max', 0)}",
+                     f"{100 * s['loss_token_share']:.1f}%", s["over_cutoff_len"], s["duplicates"],
+                     s["distinct_instructions"], f"{100 * s['top_instruction_share']:.0f}%"])
+    return pd.DataFrame(rows, columns=list(STATS_COLUMNS))
+
+
+class DataTab:
+    """Dataset picker, preview and checks."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def draw(self) -> None:
+        ctx = self.ctx
+        start_dir = ctx.workdir / "examples" / "data"
+        start_dir = start_dir if start_dir.is_dir() else ctx.workdir / "data"
+        names = dataset_names(start_dir)
+        with gr.Row(equal_height=True):
+            self.dir = ctx.tr(gr.Textbox(str(start_dir), label=ctx.text("dataset_dir"), scale=3,
+                                         elem_id="data-dir"), label="dataset_dir")
+            self.name = ctx.tr(gr.Dropdown(choices=names, value=names[0] if names else None, allow_custom_value=True,
+                                           label=ctx.text("dataset_pick"), scale=2, elem_id="data-name"),
+                               label="dataset_pick")
+            self.upload = ctx.tr(gr.UploadButton(ctx.text("upload"), type="filepath", scale=2, elem_id="data-upload",
+                                                 file_types=[".json", ".jsonl", ".csv", ".parquet", ".txt"]),
+                                 label="upload")
+        with gr.Row():
+            self.preview_btn = ctx.tr(gr.Button(ctx.text("preview"), variant="primary", elem_id="data-preview"),
+                                      value="preview")
+            self.check_btn = ctx.tr(gr.Button(ctx.text("check"), elem_id="data-check"), value="check")
+            self.use_btn = ctx.tr(gr.Button(ctx.text("use_for_training"), elem_id="data-use"),
+                                  value="use_for_training")
+        self.msg = gr.Markdown(elem_id="data-message")
+        import pandas as pd
+
+        self.records = ctx.tr(gr.Dataframe(pd.DataFrame(columns=[t(f"col_{c}", ctx.lang) for c in PREVIEW_COLUMNS]),
+                                           label=ctx.text("records"), wrap=True, interactive=False, max_height=420,
+                                           elem_id="data-records"), label="records")
+        self.stats = ctx.tr(gr.Dataframe(stats_table({}), label=ctx.text("stats"), interactive=False,
+                                         elem_id="data-stats"), label="stats")
+        self.check_out = ctx.tr(gr.Textbox(label=ctx.text("check_output"), lines=8, max_lines=30,
+                                           interactive=False, elem_id="data-check-output"), label="check_output")
+
+    def _check(self, name: str, dataset_dir: str, model: str, template: str, cutoff_len: float | None) -> Any:
+        if not name:
+            raise gr.Error("no dataset")
+        with tempfile.TemporaryDirectory() as tmp:
+            report_path = Path(tmp) / "report.json"
+            args = ["data", "check", name, "--dataset-dir", dataset_dir or ".", "--model", model or "gemma-3-270m",
+                    "--template", template or "auto", "--cutoff-len", str(int(cutoff_len or 1024)),
+                    "--json", str(report_path)]
+            for progress in commands.stream(args, cwd=self.ctx.workdir):
+                text = f"$ {progress.command}\n\n{progress.output}"
+                report = json.loads(report_path.read_text()) if report_path.exists() else {}
+                yield stats_table(report), text
+
+    def wire(self, lang: Any, refresh_train: tuple[Any, list[Any], list[Any]]) -> None:
+        ctx = self.ctx
+        self.dir.change(lambda d: gr.update(choices=dataset_names(d or ".")), self.dir, self.name,
+                        show_progress="hidden")
+
+        def uploaded(up: str | None, d: str, lg: str) -> tuple[Any, str]:
+            if not up:
+                return gr.update(), ""
+            name = _copy_upload(up, d)
+            return gr.update(choices=dataset_names(d), value=name), t("uploaded", lg, path=f"`{Path(d) / name}`")
+
+        self.upload.upload(uploaded, [self.upload, self.dir, lang], [self.name, self.msg]).then(
+            preview_table, [self.name, self.dir, lang], [self.records, self.msg])
+        self.preview_btn.click(preview_table, [self.name, self.dir, lang], [self.records, self.msg])
+        self.name.change(preview_table, [self.name, self.dir, lang], [self.records, self.msg], show_progress="hidden")
+        self.check_btn.click(self._check, [self.name, self.dir, ctx.fields["model_name_or_path"],
+                                           ctx.fields["template"], ctx.fields["cutoff_len"]],
+                             [self.stats, self.check_out])
+
+        def use(name: str, d: str, lg: str) -> tuple[Any, Any, str]:
+            return (gr.update(value=[name], choices=dataset_names(d)), gr.update(value=d),
+                    t("set_for_training", lg, name=f"`{name}`", dir=f"`{d}`"))
+
+        fn, inputs, outputs = refresh_train
+        self.use_btn.click(use, [self.name, self.dir, lang],
+                           [ctx.fields["dataset"], ctx.fields["dataset_dir"], self.msg]).then(fn, inputs, outputs)

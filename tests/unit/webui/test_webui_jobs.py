@@ -1,0 +1,83 @@
+"""Training jobs: detached `tunesmith train`, found again by a new manager, stopped with a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tunesmith.webui import form
+from tunesmith.webui.jobs import JOB_FILE, Job, JobError, JobManager
+
+
+def _wait(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _yaml(overrides: dict) -> str:
+    return form.to_yaml({**form.defaults(), **overrides})
+
+
+def test_job_runs_detached_is_found_again_and_stops_with_a_checkpoint(tiny_train_overrides: dict,
+                                                                     tmp_path: Path) -> None:
+    jobs = JobManager(tmp_path / "jobs")
+    cfg = {**tiny_train_overrides, "max_steps": 5000, "save_steps": 100000, "eval_dataset": "", "num_threads": 1}
+    job = jobs.start(_yaml(cfg), cfg["output_dir"], cwd=tmp_path)
+    try:
+        assert job.id == "0001-run" and job.config_path.exists()
+        assert job.command.startswith("tunesmith train ") and job.command.endswith("0001-run/config.yaml")
+        assert os.getpgid(job.spec["pid"]) == job.spec["pid"], "the job leads its own process group"
+        with pytest.raises(JobError, match="still running"):
+            jobs.start(_yaml(cfg), cfg["output_dir"], cwd=tmp_path)
+        _wait(lambda: len(job.log_rows()) >= 3, 120, "logged steps")
+        assert job.state() == "running"
+
+        again = JobManager(tmp_path / "jobs")  # a refreshed page or a restarted UI
+        found = again.latest()
+        assert found is not None and found.id == job.id and found.state() == "running"
+        again.stop(found)
+        assert found.state() in ("stopping", "stopped")
+        _wait(lambda: found.state() == "stopped", 120, "the job to stop")
+    finally:
+        if job.alive():
+            os.killpg(job.spec["pid"], 9)
+    last = max(r["step"] for r in job.log_rows())
+    assert 3 <= last < 5000
+    assert [p.name for p in job.checkpoints()] == [f"checkpoint-{last}"]
+    assert job.exit_info()["returncode"] == 0, job.console_tail()
+    assert "Done" in job.console_tail(), "the console log holds what the command printed"
+    assert jobs.next_dir("saves/other").name == "0002-other"
+
+
+def test_a_failing_run_is_reported_as_failed(tiny_train_overrides: dict, tmp_path: Path) -> None:
+    jobs = JobManager(tmp_path / "jobs")
+    cfg = {**tiny_train_overrides, "dataset": "no_such_dataset"}
+    job = jobs.start(_yaml(cfg), cfg["output_dir"], cwd=tmp_path)
+    _wait(lambda: job.state() not in ("running", "stopping"), 120, "the job to end")
+    assert job.state() == "failed" and job.exit_info()["returncode"] != 0
+    assert "no_such_dataset" in job.console_tail()
+    jobs.delete(job)
+    assert jobs.jobs() == []
+
+
+def test_state_comes_from_the_files_and_a_reused_pid_is_not_mistaken_for_the_job(tmp_path: Path) -> None:
+    me = psutil.Process(os.getpid())
+    job_dir = tmp_path / "0001-x"
+    job_dir.mkdir()
+    spec = {"command": ["true"], "cwd": str(tmp_path), "output_dir": "x", "started": time.time(),
+            "pid": me.pid, "create_time": me.create_time()}
+    (job_dir / JOB_FILE).write_text(json.dumps(spec))
+    assert Job(job_dir, spec).state() == "running"
+    reused = {**spec, "create_time": me.create_time() - 1000}
+    assert Job(job_dir, reused).state() == "lost", "another program now holds that pid"
+    (job_dir / "exit.json").write_text(json.dumps({"returncode": 1, "ended": time.time()}))
+    assert Job(job_dir, spec).state() == "failed"
