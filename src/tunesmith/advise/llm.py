@@ -47,13 +47,14 @@ def openai_backend(base_url: str, model: str, *, api_key: str | None = None, tem
 def local_backend(model: str, *, adapter: str | None = None, template: str = "auto", max_new_tokens: int = 256,
                   temperature: float = 0.0, batch_size: int = 8) -> Ask:
     """Generation with a local model (bundled name, folder or .gguf), optionally with a trained adapter."""
-    from tunesmith.config.load import load_config
+    from tunesmith.config.schema import Config, ModelArgs
     from tunesmith.data.records import Message
     from tunesmith.data.tokenize import encode_prompt
     from tunesmith.model.generate import GenerationSettings, generate_ids
     from tunesmith.train.resolve import load_inference_model
 
-    cfg = load_config(None, {"model_name_or_path": model, "adapter_name_or_path": adapter, "template": template})
+    # Only the model group matters for generation (a training config would also demand a dataset).
+    cfg = Config(model=ModelArgs(model_name_or_path=model, adapter_name_or_path=adapter, template=template))
     loaded = load_inference_model(cfg)
     tok = loaded.tokenizer
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature)

@@ -57,6 +57,13 @@ def human_seconds(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
+def human_bytes(n: float) -> str:
+    """0.3 MB, 512 MB, 2.4 GB."""
+    if n < 1024**3:
+        return f"{n / 1024**2:.0f} MB" if n >= 1024**2 else f"{n / 1024**2:.1f} MB"
+    return f"{n / 1024**3:.1f} GB"
+
+
 def _load(config: Path | None, overrides: list[str] | None) -> tuple[Any, Any, Path | None, dict[str, Any]]:
     """Config, data profile, the YAML path and the command-line overrides (for --write)."""
     from tunesmith.config.load import parse_overrides
@@ -131,7 +138,7 @@ def _machine(cfg: Any, shape: Any, w: Any, steps: int) -> dict[str, Any]:
     import psutil
 
     from tunesmith.advise.calibrate import calibrate
-    from tunesmith.advise.estimate import GB, peak_memory
+    from tunesmith.advise.estimate import peak_memory
     from tunesmith.utils.console import status
 
     baseline = psutil.Process().memory_info().rss
@@ -143,8 +150,8 @@ def _machine(cfg: Any, shape: Any, w: Any, steps: int) -> dict[str, Any]:
         f"[bold]This machine[/bold] ({cal.cores} cores, {'bf16' if cal.bf16 else 'fp32'}): training ≈ "
         f"[bold]{human_seconds(train_s)}[/bold] ({w.steps} steps, {w.n_evals} evaluations; measured "
         f"{cal.tokens_per_s:.0f} tokens/s over {cal.steps_timed} steps after the first), plus ~"
-        f"{human_seconds(cal.load_s)} to load the model. Peak memory ≈ [bold]{cal.peak_rss_mb / 1024:.1f} GB[/bold] "
-        f"measured (model: {modeled.total / GB:.1f} GB)."
+        f"{human_seconds(cal.load_s)} to load the model. Peak memory ≈ [bold]{human_bytes(cal.peak_rss_mb * 2**20)}"
+        f"[/bold] measured (model: {human_bytes(modeled.total)})."
     )
     if cal.load_average > 1.5 * cal.cores:
         console.print(f"[yellow]The machine was busy during calibration (load {cal.load_average:.1f} on "
@@ -155,7 +162,7 @@ def _machine(cfg: Any, shape: Any, w: Any, steps: int) -> dict[str, Any]:
 def _gpu_table(shape: Any, w: Any, devices: dict[str, Any], cpu_seconds: float | None) -> list[dict[str, Any]]:
     from rich.table import Table
 
-    from tunesmith.advise.estimate import GB, estimate_on
+    from tunesmith.advise.estimate import estimate_on
 
     table = Table(title="Common GPUs (FLOPs and memory model; see gpus.yaml)", title_justify="left")
     for col in ("GPU", "memory", "time", "peak memory", "fits"):
@@ -166,8 +173,7 @@ def _gpu_table(shape: Any, w: Any, devices: dict[str, Any], cpu_seconds: float |
             continue
         est = estimate_on(dev, shape, w)
         fits = "[green]yes[/green]" if est.fits else "[red]no[/red]"
-        table.add_row(name, f"{dev.memory_gb:g} GB", human_seconds(est.seconds), f"{est.memory.total / GB:.1f} GB",
-                      fits)
+        table.add_row(name, f"{dev.memory_gb:g} GB", human_seconds(est.seconds), human_bytes(est.memory.total), fits)
         out.append({"gpu": name, "seconds": est.seconds, "memory_gb": est.memory.to_dict(), "fits": est.fits})
     console.print(table)
     if cpu_seconds:
@@ -194,15 +200,17 @@ def _target(cfg: Any, shape: Any, profile: Any, w: Any, target: str, devices: di
     need = peak_memory(shape, w, bf16=bf16, overhead_bytes=overhead)
     fit = nearest_fit(shape, profile, settings, budget, bf16=bf16, overhead_bytes=overhead)
     if fit is None:
-        console.print(f"[green]Fits {label}[/green]: peak ≈ {need.total / GB:.1f} GB of {budget / GB:.1f} GB usable.")
+        console.print(f"[green]Fits {label}[/green]: peak ≈ {human_bytes(need.total)} of {human_bytes(budget)} "
+                      "usable.")
         return {"target": label, "fits": True, "memory_gb": need.to_dict()}, {}
-    console.print(f"[red]Does not fit {label}[/red]: peak ≈ {need.total / GB:.1f} GB (weights {need.weights / GB:.1f}, "
-                  f"optimizer states {need.trainable_states / GB:.1f}, activations {need.activations / GB:.1f}, "
-                  f"logits {need.logits / GB:.1f}) but {budget / GB:.1f} GB usable.")
+    console.print(f"[red]Does not fit {label}[/red]: peak ≈ {human_bytes(need.total)} (weights "
+                  f"{human_bytes(need.weights)}, optimizer states {human_bytes(need.trainable_states)}, activations "
+                  f"{human_bytes(need.activations)}, logits {human_bytes(need.logits)}) but {human_bytes(budget)} "
+                  "usable.")
     if not fit.changes:
         console.print("[red]" + "; ".join(fit.notes) + "[/red]")
         return {"target": label, "fits": False, "memory_gb": need.to_dict(), "fit": None}, {}
-    console.print(f"Nearest config that fits ({fit.memory.total / GB:.1f} GB): " + "; ".join(fit.notes))
+    console.print(f"Nearest config that fits ({human_bytes(fit.memory.total)}): " + "; ".join(fit.notes))
     return {"target": label, "fits": False, "memory_gb": need.to_dict(), "fit": fit.changes,
             "fit_memory_gb": fit.memory.to_dict()}, fit.changes
 
