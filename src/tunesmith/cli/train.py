@@ -43,21 +43,16 @@ def train(config: ConfigArg = None, overrides: OverridesArg = None) -> None:
     from tunesmith.config.load import stage_configs
 
     cfg = build(config, overrides)
-    stages = stage_configs(cfg)
-    from tunesmith.train.stages import run_stage  # heavy imports only after the config is valid
+    stage_configs(cfg)  # every stage's config is checked before anything loads
+    from tunesmith.train.multistage import run_stages  # heavy imports only after the config is valid
 
     started = time.time()
-    result = None
-    for i, stage_cfg in enumerate(stages):
-        if len(stages) > 1:
-            console.rule(f"stage {i + 1}/{len(stages)}: {stage_cfg.finetune.stage}")
-        result = run_stage(stage_cfg)
-    assert result is not None
+    result, last_cfg = run_stages(cfg)  # chaining, replay, lower later learning rates, continue_from
     m = result.metrics
     console.print(f"\n[bold green]Done[/bold green] in {time.time() - started:.0f}s: {m.get('steps')} steps, "
                   f"loss {m.get('first_loss') or float('nan'):.3f} → {m.get('final_loss') or float('nan'):.3f}, "
                   f"{m.get('tokens_per_s') or 0:.0f} tokens/s, peak memory {m.get('peak_rss_mb')} MB")
-    _after_training(stages[-1], result)
+    _after_training(last_cfg, result)
     for name, path in result.files.items():
         console.print(f"  {name:<12} {path}")
     console.print(f"\nChat with it:  tunesmith chat --adapter {result.output_dir}")
