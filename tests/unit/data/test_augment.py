@@ -130,3 +130,23 @@ def test_broken_cache_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(DataFormatError, match="not valid JSON"):
         ParaphraseCache(path)
+
+
+def test_augment_command_keeps_originals_and_the_input_shape(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tunesmith.cli.main import app
+
+    rows = [{"instruction": "Explain briefly.", "input": f"Why is the sky blue? ({i})",
+             "output": f"Because air scatters blue light more than red light ({i})."} for i in range(4)]
+    src = tmp_path / "d.json"
+    src.write_text(json.dumps(rows), encoding="utf-8")
+    result = CliRunner().invoke(app, ["data", "augment", str(src), "--reverse", "--judge", "--system", "You teach.",
+                                      "--paraphrase"])
+    assert result.exit_code == 0, result.output
+    out = json.loads((tmp_path / "d.augmented.json").read_text(encoding="utf-8"))
+    assert out[:4] == rows, "originals first, unchanged"
+    assert all(set(r) <= {"instruction", "input", "output", "system", "history"} for r in out), "alpaca shape kept"
+    assert len(out) == 4 + 4 + 4 + 4 + 8  # system copies, paraphrases, reverse, judge (1 right + 1 wrong each)
+    nothing = CliRunner().invoke(app, ["data", "augment", str(src)])
+    assert nothing.exit_code != 0

@@ -96,3 +96,18 @@ def test_multi_turn_preference_cannot_take_the_single_turn_shape(tmp_path: Path)
 def test_unknown_target_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match="unknown target"):
         convert_examples(_examples(tmp_path, SFT), "jsonl")
+
+
+def test_convert_command(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tunesmith.cli.main import app
+
+    src = tmp_path / "pairs.json"
+    src.write_text(json.dumps(PREF, ensure_ascii=False), encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(app, ["data", "convert", str(src), "--to", "kto", "--out", str(tmp_path / "k.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert len((tmp_path / "k.jsonl").read_text(encoding="utf-8").splitlines()) == 4
+    refused = runner.invoke(app, ["data", "convert", str(tmp_path / "k.jsonl"), "--to", "nonsense"])
+    assert refused.exit_code != 0

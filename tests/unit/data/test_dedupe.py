@@ -101,3 +101,20 @@ def test_twenty_thousand_examples_take_seconds_not_minutes() -> None:
     assert truly_near <= flagged, "every planted near duplicate above the threshold is found"
     assert len(flagged - set(planted)) == 0, "random texts are not flagged"
     assert np.all(np.diff(result.kept) > 0)
+
+
+def test_dedupe_command_writes_the_kept_records_in_the_input_format(tmp_path, alpaca_rows) -> None:  # noqa: ANN001
+    import json
+
+    from typer.testing import CliRunner
+
+    from tunesmith.cli.main import app
+
+    rows = alpaca_rows + [dict(alpaca_rows[0]), {**alpaca_rows[1], "output": "化学。"}]
+    src = tmp_path / "d.jsonl"
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    result = CliRunner().invoke(app, ["data", "dedupe", str(src), "--threshold", "0.8"])
+    assert result.exit_code == 0, result.output
+    kept = [json.loads(line) for line in (tmp_path / "d.dedup.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert kept == alpaca_rows
+    assert "removed 2 exact and 0 near duplicates" in " ".join(result.output.split()), "punctuation is folded"

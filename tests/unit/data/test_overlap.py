@@ -35,3 +35,24 @@ def test_clean_split_reports_nothing(alpaca_rows: list[dict]) -> None:
     texts = [r["instruction"] + "\n" + r["input"] for r in alpaca_rows]
     report = find_overlap_texts(texts[:4], texts[4:])
     assert report.leaks == [] and report.share == 0.0
+
+
+def test_overlap_command_lists_leaks_and_cleans_training_data(tmp_path, alpaca_rows) -> None:  # noqa: ANN001
+    import json
+
+    from typer.testing import CliRunner
+
+    from tunesmith.cli.main import app
+
+    train, test = tmp_path / "train.json", tmp_path / "test.json"
+    train.write_text(json.dumps(alpaca_rows, ensure_ascii=False), encoding="utf-8")
+    test.write_text(json.dumps([alpaca_rows[2], {"instruction": "New?", "input": "Unrelated question here.",
+                                                 "output": "x"}], ensure_ascii=False), encoding="utf-8")
+    clean = tmp_path / "clean.json"
+    result = CliRunner().invoke(app, ["data", "overlap", str(train), str(test), "--clean-train", str(clean),
+                                      "--json", str(tmp_path / "o.json")])
+    assert result.exit_code == 0, result.output
+    assert "1 of 2 items" in " ".join(result.output.split())
+    assert json.loads(clean.read_text(encoding="utf-8")) == alpaca_rows[:2] + alpaca_rows[3:]
+    (report,) = json.loads((tmp_path / "o.json").read_text())["files"]
+    assert report["leaks"][0]["kind"] == "exact"
