@@ -292,6 +292,31 @@ class EvalArgs(_Group):
     repetition_penalty: float = _f(1.0, "Penalty > 1 discourages repeating tokens.", "大于 1 时抑制重复。", gt=0.0)
     eval_split: Literal["val", "test", "train"] = _f("test", "Which split 'eval' scores.", "'eval' 评估哪个划分。")
     eval_samples: int | None = _f(None, "Score at most this many examples.", "最多评估的样本数。", ge=1)
+    eval_output_dir: str | None = _f(
+        None,
+        "Where 'eval' writes predictions.jsonl, metrics.json and reports (default: the evaluated run's "
+        "folder + /eval, or output_dir/eval for a model without adapter).",
+        "'eval' 写入 predictions.jsonl、metrics.json 和报告的目录（默认：被评估运行目录下的 eval，"
+        "无适配器时为 output_dir/eval）。",
+    )
+    n_shot: int = _f(
+        0, "Multiple-choice benchmarks: solved examples shown before each question (0 = zero-shot), taken "
+        "from the subject's dev file.",
+        "选择题基准：每题之前给出的已解答示例数（0 为零样本），取自该学科的 dev 文件。", ge=0,
+    )
+    judge_endpoint: str | None = _f(
+        None, "LLM-as-judge: an OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 ('tunesmith serve', "
+        "vLLM, Ollama, a cloud API).",
+        "LLM 评审：OpenAI 兼容接口的基础地址，如 http://127.0.0.1:8000/v1（tunesmith serve、vLLM、Ollama 或云端 API）。",
+    )
+    judge_model: str | None = _f(None, "LLM-as-judge: the model name to ask at judge_endpoint.",
+                                 "LLM 评审：在 judge_endpoint 上调用的模型名称。")
+    judge_api_key: str | None = _f(None, "LLM-as-judge: API key (default: $OPENAI_API_KEY, or none).",
+                                   "LLM 评审：API 密钥（默认取 $OPENAI_API_KEY，或不使用）。")
+    judge_rubric: str | None = _f(
+        None, "LLM-as-judge: a text file with your scoring rubric (default: correctness, completeness, style).",
+        "LLM 评审：评分标准文本文件（默认：正确性、完整性、表达风格）。",
+    )
 
 
 class ExportArgs(_Group):
