@@ -1,7 +1,8 @@
 """Training and generation speed benchmarks: tunesmith's path against the usual one, in one run.
 
 Training: for each sequence length, two fresh processes (so each has its own peak RSS) train the
-same LoRA on the same batches in the same order for the same number of optimizer steps:
+same LoRA on the same batches in the same order for the same number of optimizer steps, taking
+turns step by step (so load from anything else on the machine hits both alike):
 
 - baseline: transformers ``Trainer`` + peft LoRA, fp32, the model's own loss over full logits,
   batches padded to their longest row by ``DataCollatorForSeq2Seq`` (what a careful user of those
@@ -71,17 +72,26 @@ class _StepTimer:
         timer = self
 
         class CB(TrainerCallback):
+            def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                if timer.lockstep:
+                    print("ready", flush=True)
+
             def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                if timer.lockstep:
+                    sys.stdin.readline()  # wait for our turn
                 timer.t0 = time.perf_counter()
 
             def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
                 timer.times.append(time.perf_counter() - timer.t0)
+                if timer.lockstep:
+                    print(f"step {timer.times[-1]:.4f}", flush=True)
 
             def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
                 if logs and "loss" in logs:
                     timer.losses.append(float(logs["loss"]))
 
         self.t0 = 0.0
+        self.lockstep = os.environ.get("TUNESMITH_BENCH_LOCKSTEP") == "1"
         self.times: list[float] = []
         self.losses: list[float] = []
         self.callback = CB()
@@ -97,13 +107,17 @@ def run_worker(variant: str, seq_len: int, steps: int, model_path: str) -> dict[
     from tunesmith.model.load import load_model, load_tokenizer
     from tunesmith.train.collate import PadCollator
     from tunesmith.train.runner import TunesmithTrainer, to_dataset
-    from tunesmith.utils.hardware import bf16_available, peak_rss_mb, physical_cores
+    from tunesmith.utils.hardware import bf16_available, peak_rss_mb, physical_cores, release_memory
 
     torch.set_num_threads(physical_cores())
     torch.manual_seed(0)
     tok = load_tokenizer(model_path)
     rows = make_examples(tok, seq_len, BATCH * steps)
     fast = variant == "tunesmith"
+    pad_id = tok.pad_token_id
+    if fast:  # tunesmith's training path frees the tokenizer before the model loads (see sft.py)
+        del tok
+        release_memory()
     bf16 = fast and bf16_available()
     model = load_model(model_path, dtype=torch.bfloat16 if bf16 else torch.float32)
     model.config.use_cache = False
@@ -118,7 +132,7 @@ def run_worker(variant: str, seq_len: int, steps: int, model_path: str) -> dict[
     )
     common = dict(model=model, args=args, train_dataset=to_dataset(rows), callbacks=[timer.callback])
     if fast:
-        trainer: Any = TunesmithTrainer(**common, data_collator=PadCollator(tok.pad_token_id), fast_path=True,
+        trainer: Any = TunesmithTrainer(**common, data_collator=PadCollator(pad_id), fast_path=True,
                                         bf16=bf16)
     else:
         collator = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
@@ -163,13 +177,52 @@ def flops_per_step(config: Any, tokens: int, label_tokens: int, avg_ctx: float) 
     return tokens * (4 * n_body + attn) + label_tokens * 4 * v * d
 
 
-def _spawn(variant: str, seq_len: int, steps: int, model_path: str) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "tunesmith.train.benchmark", variant, str(seq_len), str(steps), model_path]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"benchmark worker {variant}/{seq_len} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1])
+def _run_pair(seq_len: int, steps: int, model_path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run baseline and tunesmith in two processes that take turns, one optimizer step each.
+
+    Each process has its own peak memory; taking turns means whatever else the machine is doing
+    slows both the same way, so the ratio stays fair on a busy machine.
+    """
+    env = {**os.environ, "TUNESMITH_BENCH_LOCKSTEP": "1", "TOKENIZERS_PARALLELISM": "false"}
+    import tempfile
+
+    logs = {v: tempfile.TemporaryFile(mode="w+") for v in ("baseline", "tunesmith")}
+    procs = {
+        v: subprocess.Popen([sys.executable, "-m", "tunesmith.train.benchmark", v, str(seq_len), str(steps),
+                             model_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logs[v],
+                            text=True, env=env)
+        for v in ("baseline", "tunesmith")
+    }
+
+    def expect(v: str, prefix: str) -> str:
+        p = procs[v]
+        while True:
+            line = p.stdout.readline() if p.stdout else ""
+            if not line:
+                p.wait()
+                logs[v].seek(0)
+                err = logs[v].read()
+                raise RuntimeError(f"benchmark worker {v}/{seq_len} stopped:\n{err[-3000:]}")
+            if line.startswith(prefix):
+                return line
+
+    try:
+        for v in procs:
+            expect(v, "ready")
+        for _ in range(steps):
+            for v, p in procs.items():
+                assert p.stdin is not None
+                p.stdin.write("go\n")
+                p.stdin.flush()
+                expect(v, "step")
+        results = {v: json.loads(expect(v, "RESULT ")[len("RESULT "):]) for v in procs}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+        for f in logs.values():
+            f.close()
+    return results["baseline"], results["tunesmith"]
 
 
 def summarize(base: dict[str, Any], ours: dict[str, Any], config: Any, gflops: float) -> dict[str, Any]:
@@ -211,10 +264,9 @@ def bench_train(model_path: str, shapes: tuple[int, ...] = SHAPES, steps: int = 
     log(f"measured matmul throughput: {gflops:.0f} GFLOP/s")
     results = []
     for seq_len in shapes:
-        base = _spawn("baseline", seq_len, steps, model_path)
-        log(f"  seq {seq_len}: baseline done ({sum(base['step_times'][1:]):.0f}s)")
-        ours = _spawn("tunesmith", seq_len, steps, model_path)
-        log(f"  seq {seq_len}: tunesmith done ({sum(ours['step_times'][1:]):.0f}s)")
+        base, ours = _run_pair(seq_len, steps, model_path)
+        log(f"  seq {seq_len}: baseline {sum(base['step_times'][1:]):.0f}s, "
+            f"tunesmith {sum(ours['step_times'][1:]):.0f}s for {steps - 1} timed steps")
         results.append(summarize(base, ours, config, gflops))
     fractions = [r["roofline_fraction"] for r in results if r["roofline_fraction"] is not None]
     return {"shapes": results, "matmul_gflops": round(gflops, 1),
@@ -271,4 +323,4 @@ def bench_generate(model_path: str, n_prompts: int = 64, max_new_tokens: int = 3
 if __name__ == "__main__":  # worker: python -m tunesmith.train.benchmark VARIANT SEQ_LEN STEPS MODEL_PATH
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     res = run_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
-    print(json.dumps(res))
+    print("RESULT " + json.dumps(res), flush=True)

@@ -62,6 +62,27 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
         return gh, gw, None, None, None
 
 
+def _liger() -> Any:
+    """liger-kernel's fused linear cross-entropy (Triton, GPU only) when installed, else None."""
+    try:
+        from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
+    except ImportError:
+        return None
+    return liger_fused_linear_cross_entropy
+
+
+def linear_cross_entropy_sum(h: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, chunk: int,
+                             softcap: float | None) -> torch.Tensor:
+    """Summed CE of ``h @ weight.T``: liger's Triton kernel on a GPU when present, ours otherwise.
+
+    The GPU branch cannot run on this project's CPU machines; it is kept small and used only when
+    both CUDA and liger-kernel are available.
+    """
+    if h.is_cuda and (liger := _liger()) is not None:
+        return liger(h, weight, target, reduction="sum", softcap=softcap)
+    return FusedLinearCrossEntropy.apply(h, weight, target, chunk, softcap)
+
+
 def _decoder_and_head(model: Any) -> tuple[Any, Any, float | None]:
     """The transformer body and the output embedding of a (possibly peft-wrapped) causal LM."""
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -138,7 +159,7 @@ def fast_causal_lm_loss(model: Any, batch: dict[str, torch.Tensor], *, num_items
             continue
         kwargs = {key: sub[key] for key in ("attention_mask", "position_ids") if key in sub}
         hidden = decoder(input_ids=sub["input_ids"], use_cache=False, **kwargs).last_hidden_state
-        part = FusedLinearCrossEntropy.apply(hidden[:, :-1][keep], head.weight, target[keep], chunk, softcap)
+        part = linear_cross_entropy_sum(hidden[:, :-1][keep], head.weight, target[keep], chunk, softcap)
         total = part if total is None else total + part
         n += k
     if total is None:

@@ -187,6 +187,9 @@ def to_dataset(rows: list[dict[str, Any]]) -> Any:
 
 def build_trainer(cfg: Config, model: Any, tokenizer: Any, train_rows: list[dict], val_rows: list[dict],
                   ) -> tuple[TunesmithTrainer, JsonlLogger]:
+    """The Trainer for a stage; ``tokenizer`` may be the tokenizer or just its pad token id (so the
+    tokenizer can be freed before training: a 262k vocabulary holds ~300 MB)."""
+    pad_id = tokenizer if isinstance(tokenizer, int) else tokenizer.pad_token_id
     logger = JsonlLogger(cfg.train.output_dir, append=bool(cfg.train.resume_from_checkpoint))
     args = training_arguments(cfg, has_eval=bool(val_rows), n_train_rows=len(train_rows))
     trainer = TunesmithTrainer(
@@ -194,8 +197,7 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, train_rows: list[dict
         args=args,
         train_dataset=to_dataset(train_rows),
         eval_dataset=to_dataset(val_rows) if val_rows else None,
-        data_collator=PadCollator(tokenizer.pad_token_id),
-        processing_class=tokenizer,
+        data_collator=PadCollator(pad_id),
         callbacks=[logger, StopOnSignal()],  # SIGTERM: save a checkpoint, then stop
         fast_path=cfg.train.fast_path,
         bf16=use_bf16(cfg),

@@ -17,6 +17,7 @@ from tunesmith.train.runner import (
     resolve_checkpoint,
     set_threads,
 )
+from tunesmith.utils.hardware import release_memory
 
 
 def run_sft(cfg: Config) -> RunResult:
@@ -29,10 +30,14 @@ def run_sft(cfg: Config) -> RunResult:
     template = resolve_template(cfg, model_path, tokenizer)
     train_rows, val_rows, stats = build_sft_rows(splits, template, tokenizer, cfg)
     checkpoint = resolve_checkpoint(cfg)
+    pad_id = tokenizer.pad_token_id
+    del tokenizer  # not needed while training; frees ~300 MB for a 262k vocabulary
+    release_memory()
     prepare_output_dir(cfg)  # nothing is written before this point
     model = load_for_training(cfg, model_path, adapter_path=adapter_path)
-    trainer, _ = build_trainer(cfg, model, tokenizer, train_rows, val_rows)
+    trainer, _ = build_trainer(cfg, model, pad_id, train_rows, val_rows)
     trainer.train(resume_from_checkpoint=checkpoint)
+    tokenizer = load_tokenizer(model_path, trust_remote_code=cfg.model.trust_remote_code)
     return finish_run(cfg, trainer, tokenizer, template, started=started, extra={
         "train_examples": len(splits.train),
         "val_examples": len(splits.val),
