@@ -77,13 +77,15 @@ def build(ctx: Any) -> Any:
         run_pickers = [tabs["eval"].run_dir, tabs["export"].run_dir, tabs["chat"].adapter]
 
         def page_load(saved_lang: str | None) -> list[Any]:
-            runs = ctx.runs()
+            runs = ctx.runs()  # newest first, including runs trained since the UI started
             busy = ctx.jobs.active() is not None  # open where the running job is
             return [saved_lang if saved_lang in LANGS else lang, gr.Tabs(selected="train") if busy else gr.Tabs(),
-                    *[gr.update(choices=runs) for _ in run_pickers],
+                    *[gr.update(choices=runs, value=runs[0] if runs else None) for _ in run_pickers],
+                    gr.update(choices=["", *runs]),
                     *train.on_page_load(saved_lang if saved_lang in LANGS else lang)]
 
-        demo.load(page_load, stored_lang, [language, tab_set, *run_pickers, *train.page_load_outputs]).then(
+        load_out = [language, tab_set, *run_pickers, tabs["eval"].compare, *train.page_load_outputs]
+        demo.load(page_load, stored_lang, load_out).then(
             train._preview, [*ctx.field_list(), train.stages, language], train.preview_outputs).then(
             None, js=SCROLL_LOG_JS)
     return demo

@@ -18,8 +18,8 @@ from tunesmith.webui.ui import Context
 
 PREVIEW_COLUMNS = ("format", "system", "prompt", "answer", "rejected", "turns")
 WIDTHS = {"format": 7, "system": 15, "prompt": 50, "answer": 25, "rejected": 20, "turns": 6}  # percent
-STATS_COLUMNS = ("split", "format", "examples", "tokens min/mean/p95/max", "loss share", "over cutoff",
-                 "duplicates", "distinct instr.", "top instr. share")
+STATS_COLUMNS = ("split", "format", "examples", "tokens", "loss_share", "over_cutoff", "duplicates", "distinct",
+                 "top_share")
 
 
 def _copy_upload(upload: str, dataset_dir: str) -> str:
@@ -44,7 +44,7 @@ def preview_table(name: str, dataset_dir: str, lang: str) -> tuple[Any, str]:
     try:
         n, kinds, rows = preview_rows(name, dataset_dir)
     except TunesmithError as exc:
-        return pd.DataFrame(columns=headers), f"⚠️ {exc}"
+        return pd.DataFrame(columns=headers), f"⚠ {exc}"
     keep = [i for i, c in enumerate(PREVIEW_COLUMNS) if c in ("format", "prompt") or any(r[c] for r in rows)]
     frame = pd.DataFrame([[r[PREVIEW_COLUMNS[i]] for i in keep] for r in rows], columns=[headers[i] for i in keep])
     widths = [f"{WIDTHS[PREVIEW_COLUMNS[i]]}%" for i in keep]
@@ -52,7 +52,7 @@ def preview_table(name: str, dataset_dir: str, lang: str) -> tuple[Any, str]:
             t("previewing", lang, n=n, name=f"`{name}`", kinds=", ".join(kinds), shown=len(rows)))
 
 
-def stats_table(report: dict[str, Any]) -> Any:
+def stats_table(report: dict[str, Any], lang: str = "en") -> Any:
     """The ``data check --json`` report as the same table the CLI prints."""
     import pandas as pd
 
@@ -63,7 +63,7 @@ def stats_table(report: dict[str, Any]) -> Any:
                      f"{tok.get('min', 0)}/{tok.get('mean', 0)}/{tok.get('p95', 0)}/{tok.get('max', 0)}",
                      f"{100 * s['loss_token_share']:.1f}%", s["over_cutoff_len"], s["duplicates"],
                      s["distinct_instructions"], f"{100 * s['top_instruction_share']:.0f}%"])
-    return pd.DataFrame(rows, columns=list(STATS_COLUMNS))
+    return pd.DataFrame(rows, columns=[t(f"stat_{c}", lang) for c in STATS_COLUMNS])
 
 
 class DataTab:
@@ -98,12 +98,13 @@ class DataTab:
         self.records = ctx.tr(gr.Dataframe(pd.DataFrame(columns=[t(f"col_{c}", ctx.lang) for c in PREVIEW_COLUMNS]),
                                            label=ctx.text("records"), wrap=True, interactive=False, max_height=420,
                                            elem_id="data-records"), label="records")
-        self.stats = ctx.tr(gr.Dataframe(stats_table({}), label=ctx.text("stats"), interactive=False,
+        self.stats = ctx.tr(gr.Dataframe(stats_table({}, ctx.lang), label=ctx.text("stats"), interactive=False,
                                          elem_id="data-stats"), label="stats")
         self.check_out = ctx.tr(gr.Textbox(label=ctx.text("check_output"), lines=8, max_lines=30,
                                            interactive=False, elem_id="data-check-output"), label="check_output")
 
-    def _check(self, name: str, dataset_dir: str, model: str, template: str, cutoff_len: float | None) -> Any:
+    def _check(self, name: str, dataset_dir: str, model: str, template: str, cutoff_len: float | None,
+               lang: str) -> Any:
         if not name:
             raise gr.Error("no dataset")
         with tempfile.TemporaryDirectory() as tmp:
@@ -114,7 +115,7 @@ class DataTab:
             for progress in commands.stream(args, cwd=self.ctx.workdir):
                 text = f"$ {progress.command}\n\n{progress.output}"
                 report = json.loads(report_path.read_text()) if report_path.exists() else {}
-                yield stats_table(report), text
+                yield stats_table(report, lang), text
 
     def wire(self, lang: Any, refresh_train: tuple[Any, list[Any], list[Any]]) -> None:
         ctx = self.ctx
@@ -132,7 +133,7 @@ class DataTab:
         self.preview_btn.click(preview_table, [self.name, self.dir, lang], [self.records, self.msg])
         self.name.change(preview_table, [self.name, self.dir, lang], [self.records, self.msg], show_progress="hidden")
         self.check_btn.click(self._check, [self.name, self.dir, ctx.fields["model_name_or_path"],
-                                           ctx.fields["template"], ctx.fields["cutoff_len"]],
+                                           ctx.fields["template"], ctx.fields["cutoff_len"], lang],
                              [self.stats, self.check_out])
 
         def use(name: str, d: str, lg: str) -> tuple[Any, Any, str]:

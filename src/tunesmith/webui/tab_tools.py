@@ -69,12 +69,12 @@ class CommandTab:
         self.cmd = ctx.tr(gr.Code(self.shown(runs[0] if runs else "", *[None for _ in self.extra_inputs]),
                                   label=ctx.text("command"), language="shell", lines=1, interactive=False,
                                   elem_id=f"{self.command}-command"), label="command")
-        with gr.Row():
-            self.output = ctx.tr(gr.Textbox(label=ctx.text("output"), lines=14, max_lines=14, autoscroll=True,
-                                            interactive=False, elem_id=f"{self.command}-output", scale=1),
-                                 label="output")
-            with gr.Column(scale=1):
-                self.report = gr.Markdown(elem_id=f"{self.command}-report")
+        if not commands.available(self.command):
+            ctx.tr(gr.Markdown(ctx.text("unavailable").format(command=self.command), elem_id=f"{self.command}-notice"),
+                   value=lambda lang: t("unavailable", lang, command=self.command))
+        self.output = ctx.tr(gr.Textbox(label=ctx.text("output"), lines=12, max_lines=12, autoscroll=True,
+                                        interactive=False, elem_id=f"{self.command}-output"), label="output")
+        self.report = gr.Markdown(elem_id=f"{self.command}-report")
         self.draw_after()
 
     def draw_extra_pickers(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +59,11 @@ def fill_form(ctx: Context, flat: dict[str, Any]) -> list[Any]:
 def load_file(ctx: Context, source: str | None, lang: str) -> list[Any]:
     """Fill the form from a YAML file: [*field updates, stages, message]."""
     if not source or not Path(source).is_file():
-        return [gr.update() for _ in form.FIELDS] + [gr.update(), f"⚠️ {source!r}: file not found"]
+        return [gr.update() for _ in form.FIELDS] + [gr.update(), "⚠ " + t("file_not_found", lang, path=source)]
     try:
         flat, stages, problems = form.read_config_file(source)
     except TunesmithError as exc:
-        return [gr.update() for _ in form.FIELDS] + [gr.update(), f"⚠️ {exc}"]
+        return [gr.update() for _ in form.FIELDS] + [gr.update(), f"⚠ {exc}"]
     msg = t("loaded", lang, path=f"`{source}`")
     if problems:
         msg += f"\n\n**{t('problems', lang)}**\n" + "\n".join(f"- {p}" for p in problems)
@@ -125,7 +126,7 @@ class TrainTab:
                                 value="force_stop")
         self.status = gr.Markdown(t("no_job", ctx.lang), elem_id="job-status")
         self.curve = ctx.tr(gr.LinePlot(views.curve_frame([]), x="step", y="value", color="series",
-                                        label=ctx.text("curve"), height=300, elem_id="loss-curve",
+                                        label=ctx.text("curve"), elem_id="loss-curve",
                                         x_title=ctx.text("step"), y_title=ctx.text("loss"),
                                         color_map={"loss": "#2563eb", "eval_loss": "#ea580c"}),
                             label="curve", x_title="step", y_title="loss")
@@ -138,9 +139,13 @@ class TrainTab:
         self.yaml = ctx.tr(gr.Code(label=ctx.text("yaml"), language="yaml", lines=20, interactive=False,
                                    elem_id="train-yaml"), label="yaml")
         with ctx.tr(gr.Accordion(ctx.text("advice"), open=True, elem_id="advice-box"), label="advice"):
-            self.advise_btn = ctx.tr(gr.Button(ctx.text("advice_button"), size="sm", elem_id="advise"),
-                                     value="advice_button")
+            with gr.Row():
+                self.advise_btn = ctx.tr(gr.Button(ctx.text("advice_button"), size="sm", elem_id="advise"),
+                                         value="advice_button")
+                self.apply_btn = ctx.tr(gr.Button(ctx.text("apply_advice"), size="sm", interactive=False,
+                                                  elem_id="apply-advice"), value="apply_advice")
             self.advice = gr.Markdown(elem_id="advice")
+            self.advice_changes = gr.State({})
 
     @property
     def monitor_outputs(self) -> list[Any]:
@@ -178,15 +183,32 @@ class TrainTab:
             gr.Info(t("stop_sent", lang))
         return monitor(self.ctx, job.id if job else None, lang)
 
-    def _advise(self, *args: Any) -> str:
+    def _advise(self, *args: Any) -> tuple[str, dict[str, Any], Any]:
+        """Run ``tunesmith advise`` on the form's config: (advice, changes it recommends, apply button)."""
         *values, stages, lang = args
         if not commands.available("advise"):
-            return t("unavailable", lang, command="advise")
-        path = self.ctx.jobs.root / "advise.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(form.to_yaml(form.flat_from_form(values), stages=stages), encoding="utf-8")
-        done = commands.run(["advise", str(path)], cwd=self.ctx.workdir)
-        return f"`{done.command}`\n\n```\n{done.output.strip()}\n```"
+            return t("unavailable", lang, command="advise"), {}, gr.update(interactive=False)
+        folder = self.ctx.jobs.root / "advise"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "advice.json").unlink(missing_ok=True)
+        (folder / "config.yaml").write_text(form.to_yaml(form.flat_from_form(values), stages=stages), encoding="utf-8")
+        done = commands.run(["advise", str(folder / "config.yaml"), "--json", str(folder / "advice.json")],
+                            cwd=self.ctx.workdir)
+        header = f"`{done.command}`\n\n"
+        if done.returncode != 0 or not (folder / "advice.json").exists():
+            return header + f"```\n{done.output.strip()}\n```", {}, gr.update(interactive=False)
+        report = json.loads((folder / "advice.json").read_text(encoding="utf-8"))
+        data_line = next((line for line in done.output.splitlines() if line.startswith("Data:")), "")
+        changes = report.get("changes") or {}
+        return (header + (f"{data_line}\n\n" if data_line else "") + views.advice_markdown(report, lang),
+                changes, gr.update(interactive=bool(changes)))
+
+    def _apply(self, *args: Any) -> list[Any]:
+        """Put the advisor's recommended values into the form."""
+        *values, changes, lang = args
+        flat = {**form.flat_from_form(values), **(changes or {})}
+        gr.Info(t("advice_applied", lang, changes=", ".join(f"{k}={v}" for k, v in (changes or {}).items())))
+        return [*fill_form(self.ctx, flat), gr.update(interactive=False)]
 
     def wire(self, lang: Any) -> None:
         """Connect the events (after every tab has drawn its fields)."""
@@ -209,7 +231,9 @@ class TrainTab:
                         show_progress="hidden")
         lang.change(lambda j, lg: monitor(ctx, j, lg), [self.job_id, lang], self.monitor_outputs,
                     show_progress="hidden")
-        self.advise_btn.click(self._advise, preview_in, self.advice)
+        self.advise_btn.click(self._advise, preview_in, [self.advice, self.advice_changes, self.apply_btn])
+        self.apply_btn.click(self._apply, [*fields, self.advice_changes, lang], [*fields, self.apply_btn]).then(
+            self._preview, preview_in, self.preview_outputs)
         dataset_dir = ctx.fields["dataset_dir"]
         dataset_fields = [ctx.fields[k] for k in DATASET_KEYS if k in ctx.fields]
         dataset_dir.change(lambda d: [gr.update(choices=dataset_names(d or ".")) for _ in dataset_fields],

@@ -40,9 +40,10 @@ def curve_frame(rows: list[dict[str, Any]]) -> Any:
     import pandas as pd
 
     points = curve_rows(rows)
+    placeholder_steps = (0,) if points else (0, 10)  # an empty plot still gets a sensible step axis
     for series in SERIES:
         if not any(p["series"] == series for p in points):
-            points.append({"step": 0, "value": float("nan"), "series": series})
+            points += [{"step": step, "value": float("nan"), "series": series} for step in placeholder_steps]
     frame = pd.DataFrame(points, columns=["step", "value", "series"])
     return frame.astype({"step": "int64", "value": "float64", "series": "str"})
 
@@ -107,3 +108,26 @@ def result_markdown(job: Job | None, lang: str) -> str:
         if names:
             parts.append(t("checkpoints", lang, names=", ".join(names)) + "  \n" + t("resume_hint", lang))
     return "\n\n".join(parts)
+
+
+LEVEL_MARK = {"ok": "✓", "info": "ℹ", "warn": "⚠"}
+
+
+def advice_markdown(report: dict[str, Any], lang: str) -> str:
+    """``tunesmith advise --json`` as a list that reads in a narrow column: warnings and notes first
+    (setting: current → recommended, why, the notes' source), then the settings that are fine."""
+    rows = report.get("advice", [])
+    changes = report.get("changes") or {}
+    out = [t("advice_changes", lang, changes=", ".join(f"`{k}={v}`" for k, v in changes.items()))
+           if changes else t("advice_no_changes", lang), ""]
+    for level in ("warn", "info"):
+        for r in (r for r in rows if r.get("level") == level):
+            arrow = f"{r.get('current', '')} → **{r.get('recommended', '')}**" \
+                if r.get("current") != r.get("recommended") else str(r.get("current", ""))
+            out.append(f"- {LEVEL_MARK[level]} `{r['key']}`: {arrow}  \n  {r.get('reason', '')}"
+                       + (f"  \n  <sub>{r['source']}</sub>" if r.get("source") else ""))
+            out += [f"  - {d}" for d in r.get("details", [])[:5]]
+    fine = [f"`{r['key']}`" for r in rows if r.get("level") == "ok"]
+    if fine:
+        out += ["", f"{LEVEL_MARK['ok']} {t('advice_fine', lang)}: " + ", ".join(fine)]
+    return "\n".join(out)

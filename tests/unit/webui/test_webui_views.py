@@ -40,7 +40,8 @@ def _job(tmp_path: Path, *, stopped: bool = False) -> Job:
 
 def test_curve_has_both_series_typed_even_before_any_log() -> None:
     empty = views.curve_frame([])
-    assert sorted(empty["series"]) == ["eval_loss", "loss"] and empty["value"].isna().all()
+    assert set(empty["series"]) == {"eval_loss", "loss"} and empty["value"].isna().all()
+    assert empty["step"].max() > 0, "an empty plot still has a step axis"
     assert str(empty["step"].dtype) == "int64" and str(empty["value"].dtype) == "float64"
 
 
@@ -68,3 +69,17 @@ def test_a_stopped_job_lists_its_checkpoints(tmp_path: Path) -> None:
     result = views.result_markdown(job, "en")
     assert "checkpoint-5, checkpoint-7" in result and "resume_from_checkpoint" in result
     assert "检查点" in views.result_markdown(job, "zh")
+
+
+def test_advice_reads_as_a_list_with_changes_first() -> None:
+    report = {"changes": {"num_train_epochs": 8},
+              "advice": [{"key": "lora_rank", "current": "8", "recommended": "8", "reason": "common range",
+                          "source": "notes/001", "level": "ok", "details": []},
+                         {"key": "num_train_epochs", "current": "3", "recommended": "8", "reason": "small data",
+                          "source": "notes/002", "level": "warn", "details": ["a.json:3 is cut"]}]}
+    text = views.advice_markdown(report, "en")
+    assert text.startswith("Recommended changes: `num_train_epochs=8`")
+    assert "⚠ `num_train_epochs`: 3 → **8**" in text and "a.json:3 is cut" in text and "notes/002" in text
+    assert text.index("num_train_epochs") < text.index("lora_rank"), "warnings before settings that are fine"
+    assert "✓ fine as they are: `lora_rank`" in text
+    assert "无需修改" in views.advice_markdown({"advice": [], "changes": {}}, "zh")
