@@ -84,11 +84,14 @@ def check(
     if sft:
         ex = sft[min(show, len(sft) - 1)]
         console.rule(f"example {min(show, len(sft) - 1)} rendered with '{tmpl.name}' "
-                     "([black on green]trained[/black on green] = carries loss)")
+                     "([black on green]highlighted[/black on green] or ⟦bracketed⟧ = carries loss)")
         from rich.text import Text
 
         text = Text()
+        plain = not console.is_terminal or console.no_color  # no colours: mark trained spans with ⟦ ⟧
         for piece, trained in render_marked(ex, tmpl, tok):
+            if plain and trained:
+                piece = f"⟦{piece}⟧"
             text.append(piece, style="black on green" if trained else "dim")
         console.print(text)
     if json_out:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Wide tables in logs and CI: rich falls back to 80 columns when output is not a terminal.
+_width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+console = Console(highlight=False, width=_width)
+err_console = Console(stderr=True, highlight=False, width=_width)
 
 
 @contextmanager

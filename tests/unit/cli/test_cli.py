@@ -79,7 +79,7 @@ def test_data_check_reports_stats_and_marks_trained_tokens(tiny_model_dir: Path,
     assert train["examples"] == 16 and train["duplicates"] == 8
     assert train["over_cutoff_len"] > 0
     assert 0 < train["loss_token_share"] < 0.5
-    assert "<end_of_turn>" in result.output
+    assert "⟦" in result.output and "<end_of_turn>⟧" in result.output
 
 
 def test_train_cli_end_to_end(tiny_train_overrides: dict) -> None:
