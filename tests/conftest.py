@@ -122,3 +122,54 @@ def tiny_train_overrides(tiny_model_dir: Path, dataset_dir: Path, tmp_path: Path
         "output_dir": str(tmp_path / "run"), "per_device_train_batch_size": 4, "num_train_epochs": 2,
         "learning_rate": 5e-2, "logging_steps": 1, "save_steps": 4, "report_summary": False, "bf16": False,
     }
+
+
+def make_lora_adapter(model_dir: Path, out: Path, *, seed: int, rank: int = 4, scale: float = 0.5) -> Path:
+    """A LoRA adapter with random (non-zero) A and B on a tiny model, saved as a run folder would be."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    peft_model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear",
+                                                  init_lora_weights=False))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_" in name:
+                param.normal_(0, scale)
+    peft_model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_adapters(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two different random LoRA adapters ('alpha', 'beta') on ``tiny_model_dir``."""
+    root = tmp_path_factory.mktemp("tiny-adapters")
+    return {name: make_lora_adapter(tiny_model_dir, root / name, seed=seed)
+            for name, seed in (("alpha", 1), ("beta", 2))}
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Gemma 3 whose every setting survives a GGUF round trip (head_dim 256, the family's layer
+    pattern and rope values), with non-trivial norm weights so Gemma's ``1 + w`` storage is exercised."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    path = tmp_path_factory.mktemp("tiny-gemma-gguf")
+    build_tokenizer(path)
+    vocab = len(json.loads((path / "tokenizer.json").read_text())["model"]["vocab"])
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=256,
+                              max_position_embeddings=1024, sliding_window=64, pad_token_id=0, eos_token_id=1,
+                              bos_token_id=2, tie_word_embeddings=True)
+    model = Gemma3ForCausalLM(config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name:
+                param.normal_(0, 0.3)
+    model.generation_config.eos_token_id = [1, 5]
+    model.save_pretrained(path, safe_serialization=True)
+    return path

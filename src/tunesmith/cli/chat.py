@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from tunesmith.cli.common import ConfigArg, OverridesArg, build
+from tunesmith.config.schema import Config
 from tunesmith.utils.console import console
 
-HELP = """Chat with a model: base, base + adapter, or a merged folder. Uses the run's own template.
+HELP = """Chat with a model: the bundled base, base + adapter, a merged folder or a GGUF file. Uses the
+template the model was trained with; replies stream as they are generated.
 
 Commands inside the chat: /reset clears the history, /system TEXT sets the system prompt, /exit quits.
 
@@ -19,28 +22,62 @@ Examples:
 
   tunesmith chat --adapter saves/quickstart
 
-  tunesmith chat --model path/to/merged --temperature 0.7
+  tunesmith chat --model exports/quickstart --temperature 0.7 --top-p 0.9
+
+  tunesmith chat --model exports/quickstart/quickstart-q8_0.gguf --system "Answer in one word."
 """
+
+_NO_DATA = "'dataset': no dataset given"
+
+
+def build_inference_config(config: Path | None, overrides: list[str] | None, extra: dict[str, Any]) -> Config:
+    """A config for commands that use a model but train nothing (chat, export, serve).
+
+    The training rule 'a dataset is required' does not apply here; every other problem is reported.
+    A merged folder written by ``tunesmith export`` brings its template name along.
+    """
+    from tunesmith.config.load import parse_overrides
+    from tunesmith.utils.errors import ConfigError
+
+    values = {k: v for k, v in extra.items() if v is not None}
+    try:
+        cfg = build(config, overrides, values)
+    except ConfigError as exc:
+        if [p for p in exc.problems if not p.startswith(_NO_DATA)]:
+            raise
+        from tunesmith.cli.common import split_config_and_overrides
+
+        _, items = split_config_and_overrides(config, overrides)
+        stage = {**parse_overrides(items), **values}.get("stage", "sft")
+        cfg = build(config, overrides, {**values, "stage": "pt"})  # pt is the stage that needs no labelled data
+        cfg.finetune.stage = stage
+    model = Path(cfg.model.model_name_or_path)
+    manifest = model / "tunesmith_export.json"
+    if cfg.model.template == "auto" and model.is_dir() and manifest.exists():
+        cfg.model.template = json.loads(manifest.read_text()).get("template", "auto")
+    return cfg
 
 
 def chat(
     config: ConfigArg = None,
     overrides: OverridesArg = None,
     adapter: Annotated[Path | None, typer.Option("--adapter", "-a", help="A run's output_dir (LoRA adapter).")] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Base or merged model (default: bundled).")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="Base model, merged folder or .gguf file (default: bundled).")] = None,
     system: Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")] = None,
     temperature: Annotated[float | None, typer.Option(help="0 = greedy.")] = None,
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling.")] = None,
     top_k: Annotated[int | None, typer.Option(help="Top-k sampling (0 = off).")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="Most tokens per reply.")] = None,
+    repetition_penalty: Annotated[float | None, typer.Option(help="> 1 discourages repeats.")] = None,
 ) -> None:
-    cfg = build(config, overrides, {
+    cfg = build_inference_config(config, overrides, {
         "adapter_name_or_path": str(adapter) if adapter else None, "model_name_or_path": model,
         "temperature": temperature, "top_p": top_p, "top_k": top_k, "max_new_tokens": max_new_tokens,
+        "repetition_penalty": repetition_penalty,
     })
-    from tunesmith.data.records import Message
-    from tunesmith.data.tokenize import encode_prompt
-    from tunesmith.model.generate import GenerationSettings, stream_ids
+    from tunesmith.model.generate import GenerationSettings
+    from tunesmith.serve.chat import COMMANDS_HELP, ChatSession, run_chat
     from tunesmith.train.resolve import load_inference_model
     from tunesmith.utils.console import status
 
@@ -48,46 +85,18 @@ def chat(
         loaded = load_inference_model(cfg)
     e = cfg.eval
     settings = GenerationSettings(e.max_new_tokens, e.temperature, e.top_p, e.top_k, e.repetition_penalty)
-    tok = loaded.tokenizer
-    name = loaded.adapter_path or loaded.base_path
+    name = loaded.adapter_path or cfg.model.model_name_or_path
     console.print(f"[bold]tunesmith chat[/bold] · {name} · template [cyan]{loaded.template.name}[/cyan] · "
-                  "/reset /system TEXT /exit")
-    history: list[Message] = []
-    while True:
-        try:
-            console.print("[bold blue]You:[/bold blue] ", end="")
-            line = sys.stdin.readline()
-        except KeyboardInterrupt:
-            break
-        if not line:  # end of input
-            break
-        text = line.rstrip("\n")
-        if not text.strip():
-            continue
-        if text.strip() in ("/exit", "/quit"):
-            break
-        if text.strip() == "/reset":
-            history = []
-            console.print("[dim]history cleared[/dim]")
-            continue
-        if text.startswith("/system"):
-            system = text[len("/system"):].strip() or None
-            history = []
-            console.print(f"[dim]system prompt {'set' if system else 'cleared'}; history cleared[/dim]")
-            continue
-        history.append(Message("user", text))
-        prompt = encode_prompt(history, system, loaded.template, tok)
-        console.print("[bold green]Model:[/bold green] ", end="")
-        shown = ""
-        for ids in stream_ids(loaded.model, prompt, stop_ids=loaded.stop_ids, pad_id=tok.pad_token_id,
-                              settings=settings):
-            full = tok.decode(ids, skip_special_tokens=True)
-            if full.startswith(shown):
-                sys.stdout.write(full[len(shown):])
-                sys.stdout.flush()
-            shown = full
-        sys.stdout.write("\n")
-        history.append(Message("assistant", shown))
+                  f"{COMMANDS_HELP}")
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    try:
+        run_chat(ChatSession(loaded, settings, system), sys.stdin.readline, write)
+    except KeyboardInterrupt:
+        write("\n")
 
 
 def register(app: typer.Typer) -> None:

@@ -323,11 +323,33 @@ class ExportArgs(_Group):
     """Where and how a merged / quantized model is written."""
 
     export_dir: str | None = _f(None, "Folder for the merged (and quantized) model.", "合并（及量化）后模型的目录。")
-    export_size: int = _f(5, "Shard size in GB for safetensors files.", "safetensors 分片大小（GB）。", ge=1)
-    export_quantization: Literal["none", "int8", "gguf-f16", "gguf-q8_0"] = _f(
-        "none", "Quantize on export: int8 (CPU weight-only), gguf-f16 or gguf-q8_0 (llama.cpp).",
-        "导出时量化：int8（CPU 仅权重量化）、gguf-f16 或 gguf-q8_0（llama.cpp）。",
+    export_size: float = _f(5, "Shard size in GB for safetensors files.", "safetensors 分片大小（GB）。", gt=0)
+    export_quantization: Literal["none", "int8", "gguf-f16", "gguf-q8_0", "gptq-int4", "awq-int4"] = _f(
+        "none", "Quantize on export: int8 (CPU weight-only, torchao), gguf-f16 or gguf-q8_0 (llama.cpp), "
+        "gptq-int4 or awq-int4 (GPU engines such as vLLM; need a CUDA GPU and gptqmodel / llmcompressor).",
+        "导出时量化：int8（CPU 仅权重量化，torchao）、gguf-f16 或 gguf-q8_0（llama.cpp）、gptq-int4 或 awq-int4"
+        "（vLLM 等 GPU 推理引擎；需要 CUDA GPU 及 gptqmodel / llmcompressor）。",
     )
+    export_check_prompts: list[str] = _f(
+        [],
+        "Held-out prompts for the after-export parity checks (default: the run's test split, else built-in ones).",
+        "导出后一致性检查使用的留出提示（默认取训练的测试集，否则使用内置提示）。",
+    )
+    export_check_samples: int = _f(4, "How many held-out prompts the parity checks use.",
+                                   "一致性检查使用的留出提示数量。", ge=1)
+    export_check_tokens: int = _f(24, "Greedy tokens generated per prompt in the parity checks.",
+                                  "一致性检查中每个提示贪心生成的 token 数。", ge=1)
+    export_min_agreement: float = _f(
+        0.9, "Quantized artifacts must agree with base + adapter on at least this share of next tokens.",
+        "量化产物的下一个 token 与基座 + 适配器一致的比例下限。", ge=0.0, le=1.0,
+    )
+
+    @field_validator("export_check_prompts", mode="before")
+    @classmethod
+    def _one_prompt(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        return [v] if isinstance(v, str) else v
 
 
 class ServeArgs(_Group):
@@ -338,6 +360,40 @@ class ServeArgs(_Group):
     port: int = _f(8000, "Port for the API server.", "API 服务端口。", ge=1, le=65535)
     api_key: str | None = _f(None, "If set, clients must send 'Authorization: Bearer <key>'.",
                              "设置后客户端须携带 'Authorization: Bearer <key>'。")
+    adapters: list[str] = _f(
+        [],
+        "LoRA adapters served on one base, as name=path (comma-separated or a list); a request picks one by "
+        "its 'model' name.",
+        "在同一基座上提供的多个 LoRA 适配器，格式 name=path（逗号分隔或列表）；请求通过 'model' 名称选择。",
+    )
+    served_model_name: str | None = _f(None, "Name of the base model in /v1/models (default: the folder name).",
+                                       "基座模型在 /v1/models 中的名称（默认：目录名）。")
+    max_batch_size: int = _f(8, "Most requests generated together in one batch.", "一个批次中同时生成的最多请求数。",
+                             ge=1)
+    max_request_kb: int = _f(512, "Largest accepted request body in KB.", "允许的最大请求体（KB）。", ge=1)
+    serve_backend: Literal["auto", "transformers", "vllm"] = _f(
+        "auto", "Inference backend: auto (vLLM on a CUDA GPU when installed, else transformers), transformers, vllm.",
+        "推理后端：auto（有 CUDA GPU 且已安装 vLLM 时用 vLLM，否则用 transformers）、transformers、vllm。",
+    )
+
+    @field_validator("adapters", mode="before")
+    @classmethod
+    def _split_adapters(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        if isinstance(v, str):
+            return [s.strip() for s in v.split(",") if s.strip()]
+        if isinstance(v, dict):
+            return [f"{k}={p}" for k, p in v.items()]
+        return v
+
+    @field_validator("adapters")
+    @classmethod
+    def _name_equals_path(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if "=" not in a or not a.split("=", 1)[0].strip() or not a.split("=", 1)[1].strip()]
+        if bad:
+            raise ValueError(f"each adapter must be name=path, got {bad}")
+        return v
 
 
 GROUPS: dict[str, type[_Group]] = {

@@ -1,0 +1,97 @@
+"""A multi-turn chat session and the terminal loop around it (``tunesmith chat``).
+
+The session renders the history with the training template, streams the reply as text pieces, and
+keeps the history; the loop reads lines through a function it is given, so a test (or another
+front end) drives it exactly as a person at the terminal would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from tunesmith.data.records import Message
+from tunesmith.data.tokenize import encode_prompt
+from tunesmith.model.generate import GenerationSettings, stream_ids
+
+COMMANDS_HELP = "/reset clears the history · /system TEXT sets the system prompt · /exit quits"
+
+
+def text_deltas(tokenizer: Any, id_stream: Iterator[list[int]]) -> Iterator[str]:
+    """Turn a stream of growing id lists into the new text of each step (holding back partial characters)."""
+    shown = ""
+    for ids in id_stream:
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):  # a multi-byte character not complete yet
+            continue
+        if text.startswith(shown) and len(text) > len(shown):
+            yield text[len(shown):]
+            shown = text
+        elif not text.startswith(shown):  # the tokenizer re-spelled earlier text: resend nothing, move on
+            shown = text
+
+
+class ChatSession:
+    """History, system prompt and generation settings for one conversation with a loaded model."""
+
+    def __init__(self, loaded: Any, settings: GenerationSettings, system: str | None = None) -> None:
+        self.loaded = loaded
+        self.settings = settings
+        self.system = system
+        self.history: list[Message] = []
+
+    def reset(self) -> None:
+        self.history = []
+
+    def set_system(self, text: str | None) -> None:
+        self.system = text or None
+        self.history = []
+
+    def send(self, text: str) -> Iterator[str]:
+        """Add a user turn and stream the reply as text pieces; the reply joins the history at the end."""
+        tok = self.loaded.tokenizer
+        messages = [*self.history, Message("user", text)]
+        prompt = encode_prompt(messages, self.system, self.loaded.template, tok)
+        last: list[int] = []
+
+        def ids() -> Iterator[list[int]]:
+            nonlocal last
+            for step in stream_ids(self.loaded.model, prompt, stop_ids=self.loaded.stop_ids,
+                                   pad_id=tok.pad_token_id, settings=self.settings):
+                last = step
+                yield step
+
+        yield from text_deltas(tok, ids())
+        self.history = [*messages, Message("assistant", tok.decode(last, skip_special_tokens=True))]
+
+
+def run_chat(session: ChatSession, read_line: Callable[[], str | None], write: Callable[[str], None]) -> int:
+    """Read lines until /exit or end of input; returns the number of replies given."""
+    replies = 0
+    while True:
+        write("You: ")
+        line = read_line()
+        if line is None or line == "":  # end of input
+            write("\n")
+            return replies
+        text = line.rstrip("\n").strip()
+        if not text:
+            continue
+        if text in ("/exit", "/quit"):
+            return replies
+        if text == "/reset":
+            session.reset()
+            write("(history cleared)\n")
+            continue
+        if text == "/system" or text.startswith("/system "):
+            session.set_system(text[len("/system"):].strip())
+            write(f"(system prompt {'set' if session.system else 'cleared'}; history cleared)\n")
+            continue
+        if text.startswith("/"):
+            write(f"(unknown command {text.split()[0]}; {COMMANDS_HELP})\n")
+            continue
+        write("Model: ")
+        for piece in session.send(text):
+            write(piece)
+        write("\n")
+        replies += 1
