@@ -1,9 +1,71 @@
-"""`tunesmith serve` commands (being built; see the issue tracker)."""
+"""``tunesmith serve``: an OpenAI-compatible API for a model and any number of LoRA adapters."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from tunesmith.cli.chat import build_inference_config
+from tunesmith.cli.common import ConfigArg, OverridesArg
+from tunesmith.utils.console import console
+
+HELP = """Serve a model over an OpenAI-compatible HTTP API (/v1/models, /v1/chat/completions with or without
+streaming, /v1/completions). Several LoRA adapters share one base model; a request picks one with its
+'model' name. Concurrent requests are batched together. Binds to 127.0.0.1 unless --host says otherwise.
+
+Examples:
+
+  tunesmith serve --adapter saves/quickstart
+
+  tunesmith serve --adapters subjects=saves/quickstart,other=saves/other --api-key secret
+
+  tunesmith serve --model exports/quickstart --port 8080
+
+Then, with the official client:  OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="secret")
+"""
+
+
+def serve(
+    config: ConfigArg = None,
+    overrides: OverridesArg = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Base model, merged folder or .gguf.")] = None,
+    adapter: Annotated[Path | None, typer.Option("--adapter", "-a", help="One adapter (served under its folder name).")
+                       ] = None,
+    adapters: Annotated[str | None, typer.Option(help="More adapters: name=path,name=path.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    api_key: Annotated[str | None, typer.Option(help="Require 'Authorization: Bearer KEY'.", envvar="TUNESMITH_API_KEY")
+                       ] = None,
+    max_batch_size: Annotated[int | None, typer.Option(help="Most requests per batch.")] = None,
+) -> None:
+    cfg = build_inference_config(config, overrides, {
+        "model_name_or_path": model, "adapter_name_or_path": str(adapter) if adapter else None,
+        "adapters": adapters, "host": host, "port": port, "api_key": api_key, "max_batch_size": max_batch_size,
+    })
+    from tunesmith.serve.server import build_app, use_vllm
+    from tunesmith.utils.console import status
+
+    if use_vllm(cfg):
+        from tunesmith.serve.vllm_backend import serve_with_vllm
+
+        raise typer.Exit(serve_with_vllm(cfg))
+    import uvicorn
+
+    with status("Loading the model and adapters"):
+        app, engine = build_app(cfg)
+    url = f"http://{cfg.serve.host}:{cfg.serve.port}/v1"
+    console.print(f"[bold]tunesmith serve[/bold] · {url} · models: {', '.join(engine.model_names)} · "
+                  f"batch ≤ {engine.max_batch_size}{' · API key required' if cfg.serve.api_key else ''}")
+    if cfg.serve.host not in ("127.0.0.1", "localhost", "::1") and not cfg.serve.api_key:
+        console.print("[yellow]Listening beyond this machine without an API key: anyone who can reach it can "
+                      "use it.[/yellow]")
+    try:
+        uvicorn.run(app, host=cfg.serve.host, port=cfg.serve.port, log_level="warning")
+    finally:
+        engine.stop()
 
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to the app (none yet)."""
+    app.command(help=HELP)(serve)
