@@ -1,4 +1,8 @@
-"""After training: base vs tuned on the held-out split, so every run says whether it helped."""
+"""After training: base vs tuned on the held-out split, so every run says whether it helped.
+
+A short, greedy version of ``tunesmith eval --compare base,RUN`` (32 new tokens: an untuned base
+model rambles to the limit, and this runs after every training run).
+"""
 
 from __future__ import annotations
 
@@ -6,27 +10,10 @@ from typing import Any
 
 from tunesmith.config.schema import Config
 from tunesmith.data.records import SFTExample
-from tunesmith.data.tokenize import encode_prompt
+from tunesmith.eval.generation import predict
 from tunesmith.eval.metrics import compute_metrics
-from tunesmith.model.generate import GenerationSettings, generate_ids
+from tunesmith.model.generate import GenerationSettings
 from tunesmith.train.resolve import load_inference_model
-
-
-def predict(loaded: Any, examples: list[SFTExample], settings: GenerationSettings, batch_size: int,
-            description: str = "predict") -> list[str]:
-    """Greedy (or sampled) answers for the prompts of ``examples``, with a progress bar."""
-    from rich.progress import Progress
-
-    from tunesmith.utils.console import progress_columns
-
-    tok = loaded.tokenizer
-    prompts = [encode_prompt(e.prompt_messages, e.system, loaded.template, tok) for e in examples]
-    with Progress(*progress_columns(), transient=True) as bar:
-        task = bar.add_task(description, total=len(prompts), info="")
-        out = generate_ids(loaded.model, prompts, stop_ids=loaded.stop_ids, pad_id=tok.pad_token_id,
-                           settings=settings, batch_size=batch_size,
-                           progress=lambda n: bar.advance(task, n))
-    return [tok.decode(ids, skip_special_tokens=True) for ids in out]
 
 
 def base_vs_tuned(cfg: Config, run_dir: str, examples: list[SFTExample], *, max_new_tokens: int = 32,
