@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tunesmith.cli.common import ConfigArg, OverridesArg, build
+from tunesmith.cli.common import OverridesArg, build
 from tunesmith.utils.console import console
 
 EVAL_HELP = """Score a model on a dataset split: predictions.jsonl, metrics.json and a report.
@@ -51,6 +51,9 @@ Examples:
   tunesmith diagnose saves/quickstart --json
 """
 
+ConfigText = Annotated[str | None, typer.Argument(
+    help="A YAML config (the one you trained with). Optional when everything is given as key=value.",
+    show_default=False)]
 CompareOpt = Annotated[str | None, typer.Option(
     "--compare", help="Models to score on the same split, comma-separated: 'base' (no adapter) and/or run "
     "folders. One name alone is compared with the config's own model.", show_default=False)]
@@ -62,17 +65,22 @@ PredictionsOpt = Annotated[Path | None, typer.Option(
     "generating; LLaMA-Factory's generated_predictions.jsonl works too.", show_default=False)]
 
 
-def _build_config(config: Path | None, overrides: list[str] | None, *, needs_data: bool) -> Any:
+def _build_config(config: str | None, overrides: list[str] | None, *, needs_data: bool) -> Any:
     """The config; --benchmark and --predictions read no dataset, so a config without one is fine."""
     from tunesmith.utils.errors import ConfigError
 
+    items = list(overrides or [])
+    if config is not None and "=" in config and not Path(config).exists():
+        items.insert(0, config)  # kept as text: a Path would turn "http://host" into "http:/host"
+        config = None
+    path = Path(config) if config is not None else None
     try:
-        return build(config, overrides)
+        return build(path, items)
     except ConfigError as exc:
         others = [p for p in exc.problems if not p.startswith("'dataset':")]
         if needs_data or others:
             raise
-    return build(config, overrides, extra={"dataset": ["(not read)"]})  # never loaded in these modes
+    return build(path, items, extra={"dataset": ["(not read)"]})  # never loaded in these modes
 
 
 def _metrics_table(cmp: Any, title: str) -> None:
@@ -120,7 +128,7 @@ def _benchmark_table(results: list[tuple[str, dict]]) -> None:
 
 
 def eval_command(
-    config: ConfigArg = None,
+    config: ConfigText = None,
     overrides: OverridesArg = None,
     compare: CompareOpt = None,
     benchmark: BenchmarkOpt = None,

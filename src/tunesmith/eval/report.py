@@ -33,11 +33,12 @@ def reading_guide(references: list[str]) -> list[str]:
     """How to read the scores for this kind of answer (the notes' rules of thumb)."""
     lengths = [len(tokenize(r)) for r in references] or [0]
     median = statistics.median(lengths)
+    words = f"median {median:g} word{'s' if median != 1 else ''}"
     if median <= 3:
-        kind = (f"Short, exact answers (median {median:g} words): scores near 100 are the goal; exact_match "
-                "and rouge-l>=0.99 say how often an answer is exactly right.")
+        kind = (f"Short, exact answers ({words}): scores near 100 are the goal; exact_match and rouge-l>=0.99 "
+                "say how often an answer is exactly right.")
     else:
-        kind = (f"Open-ended answers (median {median:g} words): ROUGE/BLEU of 50-60 is already high; read the "
+        kind = (f"Open-ended answers ({words}): ROUGE/BLEU of 50-60 is already high; read the "
                 "examples below (and a judge score) before concluding.")
     return [kind, "A tuned model scoring below the untuned base means the data or hyper-parameters are wrong.",
             "Perplexity near 1 means the model has (nearly) memorized the references."]
@@ -122,19 +123,21 @@ def _bar_chart(cmp: Comparison, key: str) -> str:
         top = max([math.log10(max(v, 1.0)) for v in nums] + [1.0])
     row_h, label_w, bar_w = 26, 130, 190
     height = row_h * len(vals) + 8
-    parts = [f'<svg width="{label_w + bar_w + 70}" height="{height}" role="img" aria-label="{html.escape(key)}">']
+    width = label_w + bar_w + 70
+    parts = [f'<svg viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" role="img" '
+             f'aria-label="{html.escape(key)}">']
     for i, (e, v) in enumerate(zip(cmp.evals, vals)):
         y = 4 + i * row_h
         color = PALETTE[i % len(PALETTE)]
         share = 0.0
         if isinstance(v, (int, float)):
             share = (math.log10(max(v, 1.0)) if log else max(v, 0.0)) / top
-        width = max(1.0, bar_w * min(share, 1.0))
+        bar = max(1.0, bar_w * min(share, 1.0))
         label = e.label if len(e.label) <= 18 else "…" + e.label[-17:]
         parts += [
             f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end" class="lbl">{html.escape(label)}</text>',
             f'<rect x="{label_w}" y="{y + 3}" width="{bar_w}" height="{row_h - 8}" class="track"/>',
-            f'<rect x="{label_w}" y="{y + 3}" width="{width:.1f}" height="{row_h - 8}" fill="{color}"/>',
+            f'<rect x="{label_w}" y="{y + 3}" width="{bar:.1f}" height="{row_h - 8}" fill="{color}"/>',
             f'<text x="{label_w + bar_w + 6}" y="{y + 16}" class="val">{format_value(key, v)}</text>',
         ]
     parts.append("</svg>")
