@@ -55,6 +55,9 @@ def train(config: ConfigArg = None, overrides: OverridesArg = None) -> None:
     _after_training(last_cfg, result)
     for name, path in result.files.items():
         console.print(f"  {name:<12} {path}")
+    from tunesmith.eval.diagnose import report_run  # the notes' loss-curve cases, with evidence
+
+    report_run(result.output_dir)
     console.print(f"\nChat with it:  tunesmith chat --adapter {result.output_dir}")
 
 

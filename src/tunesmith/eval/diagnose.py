@@ -240,3 +240,16 @@ def print_diagnosis(diag: Diagnosis, console: Any = None) -> None:
         lines.append(f"  advice   建议: {f.advice}")
     out.print(Panel("\n".join(lines), title="Loss curve diagnosis 训练曲线诊断", title_align="left",
                     border_style=color, expand=False))
+
+
+def report_run(run_dir: str | Path, console: Any = None) -> Diagnosis | None:
+    """Diagnose and print a run at the end of training; a run without a usable log only gets a note."""
+    try:
+        diag = diagnose_run(run_dir)
+    except DataFormatError as exc:
+        from tunesmith.utils.console import console as default_console
+
+        (console or default_console).print(f"[dim]No loss-curve diagnosis: {exc.message}[/dim]")
+        return None
+    print_diagnosis(diag, console)
+    return diag
