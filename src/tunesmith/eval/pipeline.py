@@ -33,6 +33,15 @@ def slug(label: str) -> str:
     return re.sub(r"[^\w.-]+", "_", label).strip("_.") or "model"
 
 
+def _beside_config(cfg: Config, path: str | None) -> str | None:
+    """A relative path that does not exist from here is looked up beside the YAML (like dataset_dir)."""
+    if path and cfg.source and not Path(path).is_absolute() and not Path(path).exists():
+        candidate = Path(cfg.source).parent / path
+        if candidate.exists():
+            return str(candidate)
+    return path
+
+
 def make_judge(cfg: Config) -> Any:
     """A function that grades a ModelEval's rows in place, or None when no judge_endpoint is set."""
     if not cfg.eval.judge_endpoint:
@@ -43,7 +52,7 @@ def make_judge(cfg: Config) -> Any:
     from tunesmith.utils.console import console, progress_columns
 
     judge = Judge(cfg.eval.judge_endpoint, cfg.eval.judge_model, api_key=cfg.eval.judge_api_key,
-                  rubric=read_rubric(cfg.eval.judge_rubric))
+                  rubric=read_rubric(_beside_config(cfg, cfg.eval.judge_rubric)))
 
     def grade(ev: ModelEval) -> None:
         with Progress(*progress_columns(), console=console, transient=True) as bar:

@@ -116,3 +116,18 @@ def test_eval_predictions_with_judge_saves_scores_and_reasons(fake_judge: tuple[
     assert metrics["judge_score"] == 5.5 and metrics["judge"]["model"] == "fake-judge"
     assert DEFAULT_RUBRIC.splitlines()[1] in seen[0]["messages"][-1]["content"]  # no rubric file: the default
     assert "judge_score" in result.output
+
+
+def test_rubric_file_is_found_beside_the_config(fake_judge: tuple[str, list[dict]], tmp_path: Path) -> None:
+    from tunesmith.config import load_config
+    from tunesmith.eval.evaluate import ModelEval
+    from tunesmith.eval.pipeline import make_judge
+
+    url, seen = fake_judge
+    (tmp_path / "rubric.txt").write_text("Grade only the subject name.")
+    (tmp_path / "c.yaml").write_text(f"dataset: x\njudge_endpoint: {url}\njudge_rubric: rubric.txt\n")
+    ev = ModelEval("m", {}, [{"prompt": "p", "reference": "数学", "prediction": "数学"}])
+    make_judge(load_config(tmp_path / "c.yaml"))(ev)
+    assert ev.rows[0]["judge"] == {"score": 9, "reason": "matches the reference"}
+    assert ev.metrics == {"judge_score": 9.0, "judge_unscored": 0}
+    assert "Grade only the subject name." in seen[0]["messages"][-1]["content"]
