@@ -150,15 +150,43 @@ def tiny_adapters(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
             for name, seed in (("alpha", 1), ("beta", 2))}
 
 
+def build_sentencepiece_tokenizer(path: Path) -> None:
+    """A tiny tokenizer built like Gemma's: BPE over '▁'-spelled text with byte fallback (<0xNN>
+    tokens), so a GGUF stores it as llama.cpp's sentencepiece ('llama') vocabulary, as it does Gemma's."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    def shaped(model: models.Model) -> Tokenizer:
+        tok = Tokenizer(model)
+        tok.normalizer = normalizers.Replace(" ", "\u2581")
+        tok.pre_tokenizer = pre_tokenizers.Split(" ", "merged_with_previous")
+        return tok
+
+    learner = shaped(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    learner.train_from_iterator(CORPUS * 20, trainers.BpeTrainer(vocab_size=700, special_tokens=SPECIAL))
+    learned = json.loads(learner.to_str())["model"]
+    vocab = {t: i for i, t in enumerate(SPECIAL)}
+    vocab.update({f"<0x{b:02X}>": len(SPECIAL) + b for b in range(256)})
+    for token, _ in sorted(learned["vocab"].items(), key=lambda kv: kv[1]):
+        vocab.setdefault(token, len(vocab))
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in learned["merges"]]
+    tok = shaped(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL])
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+                            unk_token="<unk>").save_pretrained(path)
+
+
 @pytest.fixture(scope="session")
 def tiny_gguf_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Gemma 3 whose every setting survives a GGUF round trip (head_dim 256, the family's layer
-    pattern and rope values), with non-trivial norm weights so Gemma's ``1 + w`` storage is exercised."""
+    pattern and rope values), with non-trivial norm weights so Gemma's ``1 + w`` storage is exercised,
+    and a Gemma-style sentencepiece tokenizer."""
     import torch
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     path = tmp_path_factory.mktemp("tiny-gemma-gguf")
-    build_tokenizer(path)
+    build_sentencepiece_tokenizer(path)
     vocab = len(json.loads((path / "tokenizer.json").read_text())["model"]["vocab"])
     torch.manual_seed(0)
     config = Gemma3TextConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,

@@ -108,7 +108,10 @@ def _write_quantized(cfg: Config, merged_dir: Path, loaded: Loaded, prompts: lis
         return {"int8": "int8"}
     if q.startswith("gguf-"):
         qtype = q.removeprefix("gguf-")
-        name = f"{stem}-{qtype}.gguf"
+        # A folder of its own: beside the merged folder's tokenizer_config.json, transformers would
+        # take that file's tokenizer class instead of the GGUF's own tokenizer.
+        name = f"gguf/{stem}-{qtype}.gguf"
+        (merged_dir / "gguf").mkdir(exist_ok=True)
         with status(f"Writing {name}"):
             gguf.write_gguf(merged_dir, merged_dir / name, qtype, stop_ids=loaded.stop_ids, name=stem)  # type: ignore[arg-type]
         return {q: name}
