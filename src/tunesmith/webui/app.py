@@ -81,7 +81,7 @@ def build(ctx: Any) -> Any:
             busy = ctx.jobs.active() is not None  # open where the running job is
             return [saved_lang if saved_lang in LANGS else lang, gr.Tabs(selected="train") if busy else gr.Tabs(),
                     *[gr.update(choices=runs, value=runs[0] if runs else None) for _ in run_pickers],
-                    gr.update(choices=["", *runs]),
+                    gr.update(choices=["", "base", *runs]),
                     *train.on_page_load(saved_lang if saved_lang in LANGS else lang)]
 
         load_out = [language, tab_set, *run_pickers, tabs["eval"].compare, *train.page_load_outputs]

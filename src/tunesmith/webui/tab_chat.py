@@ -10,6 +10,7 @@ import gradio as gr
 from tunesmith.config import field_help
 from tunesmith.config.schema import DEFAULT_MODEL
 from tunesmith.data.templates import TEMPLATES
+from tunesmith.model.generate import GenerationSettings
 from tunesmith.utils.errors import TunesmithError
 from tunesmith.webui import chat
 from tunesmith.webui.i18n import t
@@ -102,8 +103,8 @@ class ChatTab:
             return
         status = self._load(kind, model, adapter, template, lang)
         loaded = chat.load(*_target(kind, model, adapter), template)
-        settings = chat.ChatSettings(int(max_new_tokens), float(temperature), float(top_p), 0,
-                                     float(repetition_penalty))
+        settings = GenerationSettings(int(max_new_tokens), float(temperature), float(top_p), 0,
+                                      float(repetition_penalty))
         reply = ""
         for reply in chat.stream_reply(loaded, history, message, system=system, settings=settings):
             yield _messages([*history, (message, reply)]), history, "", status

@@ -17,7 +17,7 @@ import gradio as gr
 from tunesmith.webui import commands, form
 from tunesmith.webui.i18n import t
 from tunesmith.webui.jobs import cli_command, shown_command
-from tunesmith.webui.ui import RUN_KEYS, Context
+from tunesmith.webui.ui import Context
 
 REPORT_SUFFIXES = (".md", ".json", ".jsonl", ".csv", ".txt", ".png")
 
@@ -139,8 +139,9 @@ class EvalTab(CommandTab):
     button = "run_eval"
 
     def draw_extra_pickers(self) -> None:
-        self.compare = self.ctx.tr(gr.Dropdown(choices=[""] + self.ctx.runs(), value="", allow_custom_value=True,
-                                               label=self.ctx.text("compare_dir"), elem_id="eval-compare", scale=2),
+        self.compare = self.ctx.tr(gr.Dropdown(choices=["", "base", *self.ctx.runs()], value="",
+                                               allow_custom_value=True, label=self.ctx.text("compare_dir"),
+                                               elem_id="eval-compare", scale=2),
                                    label="compare_dir")
 
     @property
@@ -148,8 +149,12 @@ class EvalTab(CommandTab):
         return [self.compare]
 
     def args(self, config_path: Path, extra: list[Any]) -> list[str]:
-        compare = extra[0] if extra else ""
+        compare = extra[0] if extra else ""  # one name: compared with the run ('base' = no adapter)
         return ["eval", str(config_path), *(["--compare", compare] if compare else [])]
+
+    def report_folders(self, flat: dict[str, Any], run: str) -> list[Path]:
+        out = flat.get("eval_output_dir")  # default: RUN/eval
+        return [self.ctx.workdir / out] if out else [self.ctx.workdir / run / "eval"]
 
 
 class ExportTab(CommandTab):
@@ -184,9 +189,9 @@ class ExportTab(CommandTab):
         f = self.ctx.fields
 
         def serve_command(export_dir: str, run: str, host: str, port: float | None) -> str:
-            model = export_dir or run or "MODEL"
-            key = "model_name_or_path" if export_dir else RUN_KEYS[0]
-            return shown_command(cli_command("serve", f"{key}={model}", f"host={host}", f"port={int(port or 8000)}"))
+            target = ["--model", export_dir] if export_dir else ["--adapter", run or "RUN"]
+            return shown_command(cli_command("serve", *target, "--host", host or "127.0.0.1",
+                                             "--port", str(int(port or 8000))))
 
         inputs = [f["export_dir"], self.run_dir, f["host"], f["port"]]
         gr.on([c.change for c in inputs], serve_command, inputs, self.serve_cmd, show_progress="hidden")

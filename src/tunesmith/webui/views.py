@@ -76,13 +76,20 @@ def _comparison_table(comparison: dict[str, Any], lang: str) -> str:
     return "\n".join(lines)
 
 
-def _diagnosis(summary: dict[str, Any]) -> list[str]:
-    found = summary.get("diagnosis") or summary.get("metrics", {}).get("diagnosis") or []
-    if isinstance(found, str):
-        return [found]
-    if isinstance(found, dict):
-        found = found.get("findings") or found.get("messages") or list(found.values())
-    return [d if isinstance(d, str) else str(d.get("message", d)) for d in found]
+def diagnosis_markdown(rows: list[dict[str, Any]], lang: str) -> str:
+    """The loss-curve diagnosis ``tunesmith train`` prints at the end (eval.diagnose), as Markdown."""
+    from tunesmith.eval.diagnose import diagnose_rows
+    from tunesmith.utils.errors import TunesmithError
+
+    try:
+        diag = diagnose_rows(rows)
+    except (TunesmithError, ValueError, KeyError):
+        return ""
+    lines = [f"**{t('diagnosis', lang)}**", ""]
+    for f in diag.findings:
+        lines += [f"- **{f.title}**", f"  - {t('evidence', lang)}: {f.evidence}",
+                  f"  - {t('what_to_do', lang)}: {f.advice}"]
+    return "\n".join(lines)
 
 
 def result_markdown(job: Job | None, lang: str) -> str:
@@ -99,9 +106,9 @@ def result_markdown(job: Job | None, lang: str) -> str:
                        mem=_num(m.get("peak_rss_mb"))))
     if summary.get("base_vs_tuned"):
         parts.append(_comparison_table(summary["base_vs_tuned"], lang))
-    diagnosis = _diagnosis(summary)
+    diagnosis = diagnosis_markdown(job.log_rows(), lang)
     if diagnosis:
-        parts.append(f"**{t('diagnosis', lang)}**\n\n" + "\n".join(f"- {d}" for d in diagnosis))
+        parts.append(diagnosis)
     state = job.state()
     if state in (STOPPED, FAILED) or not m:
         names = [p.name for p in job.checkpoints()]

@@ -58,6 +58,7 @@ def test_status_result_and_curve_of_a_finished_job(tmp_path: Path) -> None:
     result = views.result_markdown(job, "en")
     assert "7 steps" in result and "1,234 tokens/s" in result and "| exact_match | 0 | 75 |" in result
     assert "checkpoint-7" not in result, "a finished run is not offered for resuming"
+    assert "Loss curve diagnosis" in result and "evidence" in result, result
     zh = views.status_markdown(job, "zh")
     assert "已完成" in zh and "步数 7/100" in zh
     assert not math.isnan(frame["value"].iloc[0])
