@@ -249,7 +249,7 @@ def rule_eval(ctx: Context) -> list[Advice]:
 
     def cost(steps: int) -> str:
         share = eval_work / (steps * tokens_per_step)
-        return f"; evaluation ≈ {share:.0%} of training time" if share > 0.25 else ""
+        return f" (evaluation ≈ {share:.0%} of training time)" if share > 0.25 else ""
 
     per_epoch = spe / current
     if lower <= current <= upper:
@@ -260,13 +260,13 @@ def rule_eval(ctx: Context) -> list[Advice]:
     elif current < most_often:
         problem = f"{per_epoch:.0f} times per epoch: too often"
     elif current < lower:
-        problem = "evaluation would take longer than training"
+        problem = "evaluation would take longer than training itself"
     else:
         problem = f"{per_epoch:.1f} times per epoch: too rare to catch over-fitting in time"
     rec = min(upper, max(lower, round(spe / 15)))
-    why = f"{problem}; aim for {EVAL_PER_EPOCH[0]}-{EVAL_PER_EPOCH[1]} per epoch"
+    why = f"{problem}; the notes aim for {EVAL_PER_EPOCH[0]}-{EVAL_PER_EPOCH[1]} per epoch"
     if cost_floor > least_often:
-        why += " (fewer here, or evaluation outlasts training; a smaller validation set allows more)"
+        why += f", which this validation set's cost caps at {spe / lower:.0f}"
     if ctx.plan_changed():
         why = "with the recommended batch/epochs: " + why
     ctx.proposed["eval_steps"] = rec

@@ -43,8 +43,11 @@ def _check_part(part: str) -> str:
     return part
 
 
-STATS_HELP = """Statistics of datasets: size, turns, token lengths (prompt and answer, with the model's
-tokenizer), truncation at cutoff_len, exact and near duplicates, instruction variety, language mix.
+STATS_HELP = """Statistics of datasets: size, token lengths, duplicates, instruction variety.
+
+Per file: examples, turns, system prompts, token lengths of whole examples and of answers (with the
+model's tokenizer), examples over cutoff_len, exact and near duplicates, how many examples share the
+most common instruction phrasing, and the share of Chinese text.
 
 Examples:
 
