@@ -97,8 +97,10 @@ class CommandTab:
     def report_folders(self, flat: dict[str, Any], run: str) -> list[Path]:
         return [self.ctx.workdir / run]
 
-    def _run(self, lang: str, run: str, stages: list[dict], *rest: Any) -> Iterator[tuple[str, str, str]]:
-        extra, values = list(rest[:len(self.extra_inputs)]), list(rest[len(self.extra_inputs):])
+    def run_command(self, lang: str, run: str, stages: list[dict], extra: list[Any],
+                    values: list[Any]) -> Iterator[tuple[str, str, str]]:
+        """Write the config (the form's values, with the chosen run as adapter) and run the command on it,
+        yielding (command, output so far, report) until it ends."""
         if not commands.available(self.command):
             yield "", t("unavailable", lang, command=self.command), ""
             return
@@ -108,16 +110,19 @@ class CommandTab:
         path = self.config_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(form.to_yaml(flat, stages=stages), encoding="utf-8")
-        args = self.args(path, extra)
         shown = self.shown(run, *extra)
         started = time.time() - 1
         output = ""
-        for progress in commands.stream(args, cwd=self.ctx.workdir):
+        for progress in commands.stream(self.args(path, extra), cwd=self.ctx.workdir):
             output = progress.output
             if progress.returncode is not None:
                 output += "\n" + t("exit_code", lang, code=progress.returncode)
             yield shown, output, ""
         yield shown, output, report_markdown(new_files(self.report_folders(flat, run), started))
+
+    def _run(self, lang: str, run: str, stages: list[dict], *rest: Any) -> Iterator[tuple[str, str, str]]:
+        n = len(self.extra_inputs)
+        yield from self.run_command(lang, run, stages, list(rest[:n]), list(rest[n:]))
 
     @property
     def extra_inputs(self) -> list[Any]:
@@ -164,14 +169,6 @@ class ExportTab(CommandTab):
     groups = ("export", "serve")
     button = "run_export"
 
-    def config_path(self) -> Path:
-        """Where the config for this command is written (a new run overwrites it)."""
-        return self.ctx.jobs.root / f"{self.command}.yaml"
-
-    def shown(self, run: str, *extra: Any) -> str:
-        """The command line it will run (shown before and while it runs)."""
-        return shown_command(cli_command(*self.args(self.config_path(), list(extra))))
-
     def report_folders(self, flat: dict[str, Any], run: str) -> list[Path]:
         folders = [self.ctx.workdir / run]
         if flat.get("export_dir"):
@@ -195,3 +192,12 @@ class ExportTab(CommandTab):
 
         inputs = [f["export_dir"], self.run_dir, f["host"], f["port"]]
         gr.on([c.change for c in inputs], serve_command, inputs, self.serve_cmd, show_progress="hidden")
+        self.run_dir.change(suggest_export_dir, [self.run_dir, f["export_dir"]], f["export_dir"],
+                            show_progress="hidden")
+
+
+def suggest_export_dir(run: str | None, export_dir: str | None) -> str:
+    """exports/<run name> for a chosen run, unless the user already typed a folder."""
+    if export_dir or not run:
+        return export_dir or ""
+    return str(Path("exports") / Path(run).name)
