@@ -98,6 +98,7 @@ TEXT: dict[str, tuple[str, str]] = {  # key: (English, Chinese)
                  "{elapsed} 秒"),
     "job_files": ("output_dir: {out} · config: {config}", "输出目录：{out} · 配置：{config}"),
     "started": ("Started job {id}.", "已启动任务 {id}。"),
+    "after_training": ("training done; saving and scoring on the test split", "训练完成；正在保存并在测试集上评分"),
     "stop_sent": ("Stop requested: the run finishes its step, saves a checkpoint and ends.",
                   "已请求停止：完成当前步、保存检查点后结束。"),
     "checkpoints": ("Checkpoints kept: {names}", "保留的检查点：{names}"),

@@ -63,6 +63,8 @@ def status_markdown(job: Job | None, lang: str) -> str:
     line = t("job_line", lang, id=job.id, state=t(f"state_{state}", lang), step=last.get("step", 0),
              max_steps=_num(max_steps), loss=_num(last.get("loss")), eval_loss=_num(last_eval.get("eval_loss")),
              elapsed=round(elapsed))
+    if state in ACTIVE_STATES and any("train_runtime" in r for r in rows):
+        line += " · " + t("after_training", lang)  # saving, scoring base vs tuned, diagnosing
     files = t("job_files", lang, out=f"`{job.spec['output_dir']}`", config=f"`{job.config_path}`")
     return f"**{line}**  \n{files}"
 
