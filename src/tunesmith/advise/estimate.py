@@ -19,6 +19,8 @@ Memory (bytes), at the longest batch (batch size x longest row):
 - logits: fast path one chunk of 128 rows x V in fp32 (twice: logits and their gradient); standard
   path batch x length x V x 10 bytes (bf16 logits, fp32 copy, gradient)
 - overhead: the device's context (CUDA) or the process's baseline (CPU)
+- on the CPU the peak may instead come while loading: baseline + the mapped checkpoint file + the
+  converted weights
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class ModelShape:
     head_dim: int
     tied: bool = True
     total_params: int = 0
+    checkpoint_bytes: int = 0  # size of the weight files on disk
 
     def linears(self) -> dict[str, tuple[int, int]]:
         """(in, out) of each linear map in one decoder layer (Llama/Qwen/Gemma layout)."""
@@ -102,6 +105,7 @@ def model_shape(model_path: str) -> ModelShape:
         kv_heads=int(cfg.get("num_key_value_heads") or heads), head_dim=int(cfg.get("head_dim") or hidden // heads),
         tied=bool(cfg.get("tie_word_embeddings", True)),
     )
+    shape.checkpoint_bytes = sum(f.stat().st_size for f in path.glob("*.safetensors"))
     counted = _safetensors_params(path)
     shape.total_params = counted or (shape.layers * shape.layer_linear_params
                                      + shape.vocab * shape.hidden * (1 if shape.tied else 2))
@@ -200,17 +204,23 @@ class Memory:
     activations: float
     logits: float
     overhead: float
+    loading: float = 0.0  # host memory while the weights load (the file is mapped, then converted)
+
+    @property
+    def training(self) -> float:
+        return self.weights + self.trainable_states + self.activations + self.logits + self.overhead
 
     @property
     def total(self) -> float:
-        return self.weights + self.trainable_states + self.activations + self.logits + self.overhead
+        return max(self.training, self.loading)
 
     def to_dict(self) -> dict[str, float]:
         return {k: round(v / GB, 3) for k, v in {**self.__dict__, "total": self.total}.items()}
 
 
-def peak_memory(shape: ModelShape, w: Workload, *, bf16: bool, overhead_bytes: float) -> Memory:
-    """Peak training memory at the longest batch (see the module docstring)."""
+def peak_memory(shape: ModelShape, w: Workload, *, bf16: bool, overhead_bytes: float, host: bool = False) -> Memory:
+    """Peak training memory at the longest batch (see the module docstring). ``host``: memory of the
+    machine that loads the checkpoint (the CPU), which peaks while the mapped file is converted."""
     lora = w.finetuning_type == "lora"
     weights = shape.total_params * (2 if (bf16 and lora) else 4)
     trained = trainable_params(shape, w)
@@ -227,7 +237,8 @@ def peak_memory(shape: ModelShape, w: Workload, *, bf16: bool, overhead_bytes: f
         logits = 2 * rows * shape.vocab * 4
     else:
         logits = tokens * shape.vocab * 10
-    return Memory(weights, states, activations, logits, overhead_bytes)
+    loading = overhead_bytes + shape.checkpoint_bytes + weights if host else 0.0
+    return Memory(weights, states, activations, logits, overhead_bytes, loading)
 
 
 @dataclass
@@ -319,13 +330,14 @@ def _batch_options(bs: int, ga: int) -> list[tuple[int, int]]:
 
 
 def nearest_fit(shape: ModelShape, data: DataProfile, settings: dict[str, Any], budget_bytes: float, *,
-                bf16: bool, overhead_bytes: float) -> Fit | None:
+                bf16: bool, overhead_bytes: float, host: bool = False) -> Fit | None:
     """The least intrusive change that brings peak memory under ``budget_bytes``, or None if the config
     already fits. Tried in order: smaller batch with more accumulation; + gradient checkpointing; LoRA
     instead of full/freeze tuning; a shorter cutoff_len (reporting the examples it would cut)."""
 
     def memory_of(changes: dict[str, Any]) -> Memory:
-        return peak_memory(shape, workload({**settings, **changes}, data), bf16=bf16, overhead_bytes=overhead_bytes)
+        return peak_memory(shape, workload({**settings, **changes}, data), bf16=bf16, overhead_bytes=overhead_bytes,
+                           host=host)
 
     if memory_of({}).total <= budget_bytes:
         return None

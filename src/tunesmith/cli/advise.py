@@ -144,7 +144,7 @@ def _machine(cfg: Any, shape: Any, w: Any, steps: int) -> dict[str, Any]:
     baseline = psutil.Process().memory_info().rss
     with status(f"Calibrating: {steps} real training steps on a sample of the data"):
         cal = calibrate(cfg, steps=steps)
-    modeled = peak_memory(shape, w, bf16=cal.bf16, overhead_bytes=baseline)
+    modeled = peak_memory(shape, w, bf16=cal.bf16, overhead_bytes=baseline, host=True)
     train_s = cal.train_seconds(w)
     console.print(
         f"[bold]This machine[/bold] ({cal.cores} cores, {'bf16' if cal.bf16 else 'fp32'}): training ≈ "
@@ -197,8 +197,9 @@ def _target(cfg: Any, shape: Any, profile: Any, w: Any, target: str, devices: di
             raise ConfigError([f"--target {target!r}: unknown device; known: cpu, {', '.join(sorted(devices))}"])
         budget, bf16, overhead, label = dev.usable_bytes, dev.bf16, dev.context_gb * GB, dev.name
     settings = cfg.flat()
-    need = peak_memory(shape, w, bf16=bf16, overhead_bytes=overhead)
-    fit = nearest_fit(shape, profile, settings, budget, bf16=bf16, overhead_bytes=overhead)
+    host = target.lower() == "cpu"
+    need = peak_memory(shape, w, bf16=bf16, overhead_bytes=overhead, host=host)
+    fit = nearest_fit(shape, profile, settings, budget, bf16=bf16, overhead_bytes=overhead, host=host)
     if fit is None:
         console.print(f"[green]Fits {label}[/green]: peak ≈ {human_bytes(need.total)} of {human_bytes(budget)} "
                       "usable.")

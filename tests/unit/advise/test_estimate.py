@@ -135,3 +135,13 @@ def test_shorter_cutoff_is_the_last_resort_and_reports_what_it_cuts() -> None:
     fit = nearest_fit(LLAMA7B, d, s, lora_ckpt * 0.98, bf16=True, overhead_bytes=GB)
     assert fit is not None and fit.changes["cutoff_len"] < 4096
     assert any("cuts 10 of 1000" in n for n in fit.notes)
+
+
+def test_on_the_host_loading_the_checkpoint_can_be_the_peak(tiny_model_dir: Path) -> None:
+    shape = model_shape(str(tiny_model_dir))
+    assert shape.checkpoint_bytes == (tiny_model_dir / "model.safetensors").stat().st_size
+    w = workload(settings(), data(n=10, length=8))
+    gpu = peak_memory(shape, w, bf16=True, overhead_bytes=GB)
+    host = peak_memory(shape, w, bf16=True, overhead_bytes=GB, host=True)
+    assert gpu.loading == 0 and host.loading == GB + shape.checkpoint_bytes + host.weights
+    assert host.total == max(host.training, host.loading) >= gpu.total
