@@ -38,7 +38,10 @@ def test_calibration_runs_real_steps_and_writes_nothing(tiny_train_overrides: di
 
 @pytest.mark.real_model
 def test_calibrated_time_agrees_with_a_real_run_within_25_percent(tmp_path: Path) -> None:
-    """The estimate's promise on this machine: calibrate, then train for real, compare train_runtime."""
+    """The estimate's promise on this machine: calibrate, train for real, calibrate again (the average of
+    the two calibrations cancels a steady change in what else the machine runs), compare train_runtime."""
+    import os
+
     from tunesmith.train.sft import run_sft
 
     root = Path(__file__).resolve().parents[3]
@@ -47,7 +50,10 @@ def test_calibrated_time_agrees_with_a_real_run_within_25_percent(tmp_path: Path
         "plot_loss": False, "save_steps": 1000,
     })
     w = workload(cfg.flat(), build_profile(cfg))
-    cal = calibrate(cfg, steps=6)
-    predicted = cal.train_seconds(w)
+    before = calibrate(cfg, steps=8).train_seconds(w)
     actual = run_sft(cfg).metrics["train_runtime_s"]
-    assert abs(predicted - actual) / actual <= 0.25, (predicted, actual, cal.to_dict())
+    after = calibrate(cfg, steps=8).train_seconds(w)
+    predicted = (before + after) / 2
+    load = os.getloadavg()
+    print(f"predicted {predicted:.1f}s (before {before:.1f}, after {after:.1f}), actual {actual:.1f}s, load {load}")
+    assert abs(predicted - actual) / actual <= 0.25, (predicted, before, after, actual, load)

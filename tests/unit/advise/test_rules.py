@@ -183,3 +183,25 @@ def test_recommendations_chain_and_form_a_config() -> None:
     cfg = load_config(None, {**GOOD, "num_train_epochs": 1, **changes})
     again, more = advise(cfg, data)
     assert not {"num_train_epochs", "per_device_train_batch_size"} & set(more), "advice is stable once applied"
+
+
+@pytest.mark.parametrize("key,bad,good", [
+    ("lora_rank", {"lora_rank": 128, "lora_alpha": 256}, {"lora_rank": 32, "lora_alpha": 64}),
+    ("lora_dropout", {"lora_dropout": 0.5}, {"lora_dropout": 0.1}),
+    ("weight_decay", {"weight_decay": 0.3}, {"weight_decay": 0.05}),
+    ("lr_scheduler_type", {"lr_scheduler_type": "constant"}, {"lr_scheduler_type": "linear"}),
+])
+def test_secondary_settings(key: str, bad: dict, good: dict) -> None:
+    flagged = run(**bad)[key]
+    assert flagged.level in ("info", "warn") and flagged.change
+    assert run(**good)[key].level == "ok" and not run(**good)[key].change
+
+
+def test_small_datasets_get_a_note_and_larger_ones_do_not() -> None:
+    assert run(profile(300, n_val=50), num_train_epochs=8, warmup_ratio=0.15)["examples"].level == "info"
+    assert "examples" not in run()
+
+
+def test_cutoff_within_the_models_length_is_not_flagged() -> None:
+    rows = [a for a in advise(load_config(None, GOOD), profile())[0] if a.key == "cutoff_len"]
+    assert [a.level for a in rows] == ["ok"]
