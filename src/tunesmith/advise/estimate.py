@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from tunesmith.advise.profile import DataProfile, default_eval_steps, total_steps
+from tunesmith.advise.profile import DataProfile, default_eval_steps, steps_per_epoch, total_steps
 from tunesmith.utils.errors import ConfigError
 
 GPUS_FILE = Path(__file__).with_name("gpus.yaml")
@@ -147,8 +147,9 @@ def workload(settings: dict[str, Any], data: DataProfile) -> Workload:
     bs, ga = int(settings["per_device_train_batch_size"]), int(settings["gradient_accumulation_steps"])
     epochs, max_steps = float(settings["num_train_epochs"]), int(settings["max_steps"])
     steps = total_steps(data.n_rows, bs, ga, epochs, max_steps)
-    full_steps = total_steps(data.n_rows, bs, ga, epochs)
-    tokens = round(per_epoch * epochs * min(1.0, steps / max(1, full_steps)))
+    if max_steps > 0:  # max_steps overrides epochs, in either direction
+        epochs = steps / steps_per_epoch(data.n_rows, bs, ga)
+    tokens = round(per_epoch * epochs)
     has_val = data.n_val > 0
     eval_steps = settings.get("eval_steps") or default_eval_steps(steps)
     return Workload(
@@ -159,7 +160,7 @@ def workload(settings: dict[str, Any], data: DataProfile) -> Workload:
         finetuning_type=settings["finetuning_type"], lora_rank=int(settings["lora_rank"]),
         lora_target=list(settings["lora_target"]), freeze_layers=int(settings["freeze_trainable_layers"]),
         gradient_checkpointing=bool(settings["gradient_checkpointing"]), fast_path=bool(settings["fast_path"]),
-        cutoff_len=cutoff, epochs=epochs * min(1.0, steps / max(1, full_steps)),
+        cutoff_len=cutoff, epochs=epochs,
     )
 
 

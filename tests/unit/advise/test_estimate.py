@@ -145,3 +145,11 @@ def test_on_the_host_loading_the_checkpoint_can_be_the_peak(tiny_model_dir: Path
     host = peak_memory(shape, w, bf16=True, overhead_bytes=GB, host=True)
     assert gpu.loading == 0 and host.loading == GB + shape.checkpoint_bytes + host.weights
     assert host.total == max(host.training, host.loading) >= gpu.total
+
+
+def test_max_steps_overrides_epochs_both_ways() -> None:
+    d = data(n=80, length=10)  # batch 4: 20 steps per epoch
+    assert workload(settings(num_train_epochs=2), d).tokens == 2 * 800
+    short = workload(settings(num_train_epochs=2, max_steps=10), d)
+    long = workload(settings(num_train_epochs=2, max_steps=100), d)
+    assert (short.steps, short.tokens) == (10, 400) and (long.steps, long.tokens) == (100, 4000)
