@@ -226,16 +226,16 @@ class Engine:
         kwargs["max_new_tokens"] = max(r.settings.max_new_tokens for r in rows)
         if self.adapters:
             kwargs["adapter_names"] = [r.adapter for r in rows]
+        self.stats.batches += 1
+        self.stats.requests += len(rows)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(rows))
         streamer = _BatchStreamer(rows, set(self.stop_ids))
         with torch.inference_mode():
             self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), eos_token_id=self.stop_ids,
                                 pad_token_id=pad, streamer=streamer,
                                 stopping_criteria=[_row_stopping(rows, ids.shape[1])], **kwargs)
-        streamer.end()
-        self.stats.batches += 1
-        self.stats.requests += len(rows)
         self.stats.generated_tokens += sum(len(r.tokens) for r in rows)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(rows))
+        streamer.end()
 
 
 def parse_adapters(items: list[str]) -> dict[str, str]:
