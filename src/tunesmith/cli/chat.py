@@ -22,9 +22,9 @@ Examples:
 
   tunesmith chat --adapter saves/quickstart
 
-  tunesmith chat --model exports/quickstart --temperature 0.7 --top-p 0.9
+  tunesmith chat --model saves/quickstart-export --temperature 0.7 --top-p 0.9
 
-  tunesmith chat --model exports/quickstart/quickstart-q8_0.gguf --system "Answer in one word."
+  tunesmith chat --model saves/quickstart-export/gguf/quickstart-q8_0.gguf --system "Answer in one word."
 """
 
 _NO_DATA = "'dataset': no dataset given"

@@ -18,11 +18,11 @@ answers like base + adapter (same chat-template tokens, same stop ids, same gree
 
 Examples:
 
-  tunesmith export --adapter saves/quickstart --export-dir exports/quickstart
+  tunesmith export --adapter saves/quickstart --export-dir saves/quickstart-export
 
   tunesmith export examples/export.yaml export_quantization=gguf-q8_0
 
-  tunesmith export --adapter saves/quickstart --export-dir exports/quickstart --check-only
+  tunesmith export --adapter saves/quickstart --export-dir saves/quickstart-export --check-only
 """
 
 

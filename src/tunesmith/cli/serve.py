@@ -21,7 +21,7 @@ Examples:
 
   tunesmith serve --adapters subjects=saves/quickstart,other=saves/other --api-key secret
 
-  tunesmith serve --model exports/quickstart --port 8080
+  tunesmith serve --model saves/quickstart-export --port 8080
 
 Then, with the official client:  OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="secret")
 """

@@ -160,7 +160,7 @@ def run_export(cfg: Config) -> ExportResult:
     from tunesmith.model.adapters import merge_adapter
 
     if not cfg.export.export_dir:
-        raise ConfigError(["'export_dir': where should the merged model go? e.g. export_dir=exports/my-model"])
+        raise ConfigError(["'export_dir': where should the merged model go? e.g. export_dir=saves/my-model-export"])
     out = Path(cfg.export.export_dir)
     started = time.time()
     prompts = check_prompts(cfg)
@@ -205,7 +205,7 @@ def run_export(cfg: Config) -> ExportResult:
 def check_existing(cfg: Config) -> ExportResult:
     """``export --check-only``: run the same checks on the artifacts already in export_dir."""
     if not cfg.export.export_dir:
-        raise ConfigError(["'export_dir': which export should be checked? e.g. export_dir=exports/my-model"])
+        raise ConfigError(["'export_dir': which export should be checked? e.g. export_dir=saves/my-model-export"])
     out = Path(cfg.export.export_dir)
     path = out / MANIFEST
     if not path.exists():
