@@ -236,8 +236,9 @@ def rule_eval(ctx: Context) -> list[Advice]:
                        "info")]
     spe, total = ctx.steps_per_epoch(), ctx.steps()
     current = ctx.cfg.train.eval_steps or default_eval_steps(total)
-    most_often = max(1, math.ceil(spe / EVAL_PER_EPOCH[1]))  # 20 per epoch
-    least_often = max(1, spe // EVAL_PER_EPOCH[0])  # 10 per epoch
+    # 20 per epoch at most, but never every step ("不宜过频（如每步都验证）" wins over short epochs)
+    most_often = max(2 if total > 2 else 1, math.ceil(spe / EVAL_PER_EPOCH[1]))
+    least_often = max(most_often, spe // EVAL_PER_EPOCH[0])  # 10 per epoch
     # An evaluation reads the validation set forward only: ~1/2 of a LoRA training step's work per
     # token, ~1/3 of a full-tuning step's.
     forward_share = 1 / 3 if ctx.get("finetuning_type") == "full" else 1 / 2

@@ -64,18 +64,24 @@ def human_bytes(n: float) -> str:
     return f"{n / 1024**3:.1f} GB"
 
 
-def _load(config: Path | None, overrides: list[str] | None) -> tuple[Any, Any, Path | None, dict[str, Any]]:
-    """Config, data profile, the YAML path and the command-line overrides (for --write)."""
-    from tunesmith.config.load import parse_overrides
+def _load(config: Path | None, overrides: list[str] | None,
+          ) -> tuple[Any, list[tuple[str, Any, Any]], Path | None, dict[str, Any]]:
+    """Config, (label, stage config, data profile) per stage, the YAML path and the command-line
+    overrides (for --write). A single-stage config has one entry labelled ''."""
+    from tunesmith.config.load import parse_overrides, stage_configs
 
     cfg = build(config, overrides)
     path, items = split_config_and_overrides(config, overrides)
     from tunesmith.advise.profile import build_profile
     from tunesmith.utils.console import status
 
-    with status("Reading and tokenizing the datasets"):
-        profile = build_profile(cfg)
-    return cfg, profile, path, parse_overrides(items)
+    stages = stage_configs(cfg)
+    out = []
+    for i, stage_cfg in enumerate(stages):
+        label = f"stage {i + 1}/{len(stages)} ({stage_cfg.finetune.stage})" if len(stages) > 1 else ""
+        with status(f"Reading and tokenizing the datasets{' of ' + label if label else ''}"):
+            out.append((label, stage_cfg, build_profile(stage_cfg)))
+    return cfg, out, path, parse_overrides(items)
 
 
 def _data_line(cfg: Any, p: Any) -> None:
@@ -106,12 +112,31 @@ def advise(
     write: Annotated[Path | None, typer.Option("--write", help="Write the recommended config (YAML) here.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the advice as JSON.")] = None,
 ) -> None:
-    cfg, profile, path, cli_values = _load(config, overrides)
-    from rich.table import Table
-
+    cfg, stages, path, cli_values = _load(config, overrides)
     from tunesmith.advise.rules import advise as run_rules
 
-    rows, changes = run_rules(cfg, profile)
+    report, per_stage = [], []
+    for label, stage_cfg, profile in stages:
+        if label:
+            console.rule(label)
+        rows, changes = run_rules(stage_cfg, profile)
+        _advice_table(stage_cfg, profile, rows, changes)
+        per_stage.append(changes)
+        report.append({"stage": label, "data": profile.to_dict(), "advice": [r.to_dict() for r in rows],
+                       "changes": changes})
+    if write and len(stages) == 1:
+        _write_config(path, cfg, {**cli_values, **per_stage[0]}, write, "tunesmith advise")
+    elif write:
+        _write_stages(path, cfg, cli_values, per_stage, write)
+    if json_out:
+        from tunesmith.utils.io import write_json
+
+        write_json(json_out, report[0] if len(report) == 1 else {"stages": report})
+
+
+def _advice_table(cfg: Any, profile: Any, rows: list[Any], changes: dict[str, Any]) -> None:
+    from rich.table import Table
+
     _data_line(cfg, profile)
     table = Table(title="Advice (rules from the notes)", title_justify="left", show_lines=False)
     for col in ("", "setting", "current", "recommended", "why · source"):
@@ -125,12 +150,26 @@ def advise(
     n_warn = sum(1 for r in rows if r.level == "warn")
     console.print(f"{n_warn} warning(s). " + ("Recommended changes: " + ", ".join(
         f"{k}={v}" for k, v in changes.items()) if changes else "No config change recommended."))
-    if write:
-        _write_config(path, cfg, {**cli_values, **changes}, write, "tunesmith advise")
-    if json_out:
-        from tunesmith.utils.io import write_json
 
-        write_json(json_out, {"data": profile.to_dict(), "advice": [r.to_dict() for r in rows], "changes": changes})
+
+def _write_stages(path: Path | None, cfg: Any, cli_values: dict[str, Any], per_stage: list[dict[str, Any]],
+                  out: Path) -> None:
+    """A multi-stage config with each stage's recommendations in its own entry (comments are not kept)."""
+    import yaml
+
+    from tunesmith.config.load import build_config, read_yaml
+    from tunesmith.utils.io import write_text
+
+    data = {**(read_yaml(path) if path else cfg.flat()), **cli_values}
+    data["stages"] = [{**stage, **changes} for stage, changes in zip(data.get("stages") or [], per_stage)]
+    if path and out.resolve().parent != path.resolve().parent and isinstance(data.get("dataset_dir"), str):
+        import os
+
+        data["dataset_dir"] = os.path.relpath((path.parent / data["dataset_dir"]).resolve(), out.parent.resolve())
+    build_config(dict(data), source=str(out))
+    write_text(out, "# written by tunesmith advise (each stage's recommendations in its entry)\n"
+               + yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    console.print(f"Wrote [bold]{out}[/bold]  (train it with: tunesmith train {out})")
 
 
 def _machine(cfg: Any, shape: Any, w: Any, steps: int) -> dict[str, Any]:
@@ -259,7 +298,27 @@ def estimate(
     import psutil
 
     baseline = psutil.Process().memory_info().rss
-    cfg, profile, path, cli_values = _load(config, overrides)
+    cfg, stages, path, cli_values = _load(config, overrides)
+    reports = []
+    for label, stage_cfg, profile in stages:
+        if label:
+            console.rule(label)
+        reports.append(_estimate_stage(stage_cfg, profile, path if len(stages) == 1 else None, cli_values,
+                                       target=target, calibrate=calibrate, steps=steps, gpus=gpus, prices=prices,
+                                       mix_tokens=mix_tokens, write=write if len(stages) == 1 else None,
+                                       baseline=baseline))
+    if write and len(stages) > 1:
+        console.print("[yellow]--write is for single-stage configs; apply the changes shown to each stage.[/yellow]")
+    if json_out:
+        from tunesmith.utils.io import write_json
+
+        write_json(json_out, reports[0] if len(reports) == 1 else {"stages": reports})
+
+
+def _estimate_stage(cfg: Any, profile: Any, path: Path | None, cli_values: dict[str, Any], *, target: str | None,
+                    calibrate: bool, steps: int, gpus: Path | None, prices: Path | None, mix_tokens: int,
+                    write: Path | None, baseline: float) -> dict[str, Any]:
+    """Everything estimate prints for one stage; returns the JSON report."""
     from tunesmith.advise.estimate import load_gpus, model_shape, workload
     from tunesmith.train.resolve import resolve_base
 
@@ -270,8 +329,7 @@ def estimate(
     console.print(f"[bold]Run[/bold]: {w.tokens:,} tokens in {w.steps} optimizer steps ({w.epochs:g} epochs x "
                   f"{profile.n_rows} rows, batch {w.batch_size} x accumulation {w.grad_accum}), {w.n_evals} "
                   f"evaluations of {w.val_tokens:,} tokens · model {shape.total_params / 1e6:,.0f}M parameters")
-    report: dict[str, Any] = {"data": profile.to_dict(), "workload": w.__dict__,
-                              "model": dict(shape.__dict__)}
+    report: dict[str, Any] = {"data": profile.to_dict(), "workload": w.__dict__, "model": dict(shape.__dict__)}
     cpu_seconds = None
     if calibrate and cfg.finetune.stage == "sft":
         report["machine"] = _machine(cfg, shape, w, steps)
@@ -282,20 +340,23 @@ def estimate(
     if target:
         report["target"], changes = _target(cfg, shape, profile, w, target, devices, baseline)
         if changes:
-            from tunesmith.advise.configfile import patch_yaml_text, yaml_scalar
-
-            text = patch_yaml_text(path.read_text(encoding="utf-8"), {**cli_values, **changes},
-                                   note=f"tunesmith estimate --target {target}") if path else \
-                "\n".join(f"{k}: {yaml_scalar(v)}" for k, v in {**cli_values, **changes}.items()) + "\n"
-            console.rule("config that fits")
-            console.print(text, markup=False, highlight=False)
-            if write:
-                _write_config(path, cfg, {**cli_values, **changes}, write, f"tunesmith estimate --target {target}")
+            _show_fit(path, cfg, cli_values, changes, target, write)
     report["cloud"] = _costs(profile, w, shape, prices, mix_tokens)
-    if json_out:
-        from tunesmith.utils.io import write_json
+    return report
 
-        write_json(json_out, report)
+
+def _show_fit(path: Path | None, cfg: Any, cli_values: dict[str, Any], changes: dict[str, Any], target: str,
+              write: Path | None) -> None:
+    from tunesmith.advise.configfile import patch_yaml_text, yaml_scalar
+
+    note = f"tunesmith estimate --target {target}"
+    values = {**cli_values, **changes}
+    text = (patch_yaml_text(path.read_text(encoding="utf-8"), values, note=note) if path
+            else "\n".join(f"{k}: {yaml_scalar(v)}" for k, v in values.items()) + "\n")
+    console.rule("config that fits")
+    console.print(text, markup=False, highlight=False)
+    if write:
+        _write_config(path, cfg, values, write, note)
 
 
 def register(app: typer.Typer) -> None:

@@ -81,3 +81,16 @@ def test_unknown_target_is_a_config_error(tmp_path: Path, tiny_train_overrides: 
     result = runner.invoke(app, ["estimate", str(cfg), "--no-calibrate", "--target", "TPUv9"])
     assert result.exit_code != 0
     assert "unknown device" in str(result.exception) or "unknown device" in result.output
+
+
+def test_advise_multi_stage_config_advises_each_stage(tmp_path: Path, tiny_train_overrides: dict) -> None:
+    top = {k: v for k, v in tiny_train_overrides.items() if k not in ("dataset", "eval_dataset", "test_dataset")}
+    cfg = _yaml(tmp_path, {**top, "stages": [{"stage": "sft", "dataset": "toy_train", "lora_alpha": 64},
+                                             {"stage": "sft", "dataset": "toy_val"}]})
+    out = tmp_path / "advised.yaml"
+    result = runner.invoke(app, ["advise", str(cfg), "--write", str(out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "stage 1/2" in result.output and "stage 2/2" in result.output
+    stages = yaml.safe_load(out.read_text())["stages"]
+    assert stages[0]["lora_alpha"] == 16 and stages[0]["val_size"] == 0.15 and stages[1]["val_size"] == 0.15
+    load_config(out)

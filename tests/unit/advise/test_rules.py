@@ -205,3 +205,10 @@ def test_small_datasets_get_a_note_and_larger_ones_do_not() -> None:
 def test_cutoff_within_the_models_length_is_not_flagged() -> None:
     rows = [a for a in advise(load_config(None, GOOD), profile())[0] if a.key == "cutoff_len"]
     assert [a.level for a in rows] == ["ok"]
+
+
+def test_short_epochs_never_get_every_step_evaluation() -> None:
+    # 40 rows / batch 8 = 5 steps per epoch: 10 per epoch would mean every step, which the notes rule out
+    r = run(profile(40, n_val=10, n_test=10), num_train_epochs=8, warmup_ratio=0.15, per_device_train_batch_size=8,
+            eval_steps=1)["eval_steps"]
+    assert r.level == "warn" and r.change["eval_steps"] >= 2
