@@ -134,7 +134,7 @@ def run_checks(root: Path, artifacts: dict[str, str], loaded: Loaded, ref: Refer
             model, tokenizer, eos = load_gguf_file(path) if rel.endswith(".gguf") else load_folder(path)
             report = check_artifact(
                 name, rel, model, tokenizer, eos, ref, template=loaded.template, train_tokenizer=loaded.tokenizer,
-                exact=name == "merged", tolerance=merge_tolerance(dtype),
+                exact=name == "merged", tolerance=merge_tolerance(dtype, ref.logit_scale),
                 min_agreement=cfg.export.export_min_agreement,
             )
             del model

@@ -13,7 +13,7 @@ from tunesmith.config import load_config
 from tunesmith.export.run import ExportCheckError, check_existing, run_export
 
 # The tolerance the export states for an fp32 merge (checks.merge_tolerance) is 1e-2; a correct merge
-# is far inside it, so the test holds it to 1e-4.
+# is far inside it, so the test holds it to 1e-4. (bf16 exports allow 5% of the largest |logit|.)
 MERGE_ATOL = 1e-4
 
 
