@@ -307,7 +307,8 @@ class EvalArgs(_Group):
     judge_endpoint: str | None = _f(
         None, "LLM-as-judge: an OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 ('tunesmith serve', "
         "vLLM, Ollama, a cloud API).",
-        "LLM 评审：OpenAI 兼容接口的基础地址，如 http://127.0.0.1:8000/v1（tunesmith serve、vLLM、Ollama 或云端 API）。",
+        "LLM 评审：OpenAI 兼容接口的基础地址，如 http://127.0.0.1:8000/v1"
+        "（tunesmith serve、vLLM、Ollama 或云端 API）。",
     )
     judge_model: str | None = _f(None, "LLM-as-judge: the model name to ask at judge_endpoint.",
                                  "LLM 评审：在 judge_endpoint 上调用的模型名称。")
