@@ -212,14 +212,14 @@ def load_gguf_file(path: Path) -> tuple[Any, Any, list[int]]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tunesmith.export.gguf import gguf_stop_ids, gguf_tokenizer_extras
+    from tunesmith.export.gguf import gguf_tokenizer_extras
 
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    template, special = gguf_tokenizer_extras(path)
+    template, special, stop_ids = gguf_tokenizer_extras(path)
     tokenizer.chat_template = tokenizer.chat_template or template
-    missing = {k: v for k, v in special.items() if getattr(tokenizer, k, None) is None}
+    missing = {k: tokenizer.convert_ids_to_tokens(i) for k, i in special.items() if getattr(tokenizer, k, None) is None}
     if missing:
         tokenizer.add_special_tokens(missing)
-    return model, tokenizer, gguf_stop_ids(path)
+    return model, tokenizer, stop_ids

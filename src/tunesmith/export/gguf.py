@@ -220,30 +220,21 @@ def write_gguf(model_dir: Path, out_file: Path, qtype: GgufType, *, stop_ids: li
     return out_file
 
 
-def gguf_tokenizer_extras(path: Path) -> tuple[str | None, dict[str, str]]:
-    """The chat template and special tokens stored in a GGUF — what llama.cpp uses. transformers' GGUF
-    loader drops the template, and the special tokens of a byte-level vocabulary."""
-    from gguf import GGUFReader
+def gguf_tokenizer_extras(path: Path) -> tuple[str | None, dict[str, int], list[int]]:
+    """What llama.cpp reads from a GGUF beyond the weights: the chat template, the special token ids, and
+    the ids that end generation (EOS and EOT). transformers' GGUF loader drops the template, and the
+    special tokens of a byte-level vocabulary, so the checks take them from the file."""
+    from transformers.integrations.gguf.reader import read_gguf_metadata
 
-    fields = GGUFReader(path).fields
-    template = fields.get("tokenizer.chat_template")
-    tokens = fields["tokenizer.ggml.tokens"].contents() if "tokenizer.ggml.tokens" in fields else []
-    special = {}
-    for name, key in (("bos_token", "bos_token_id"), ("eos_token", "eos_token_id"),
-                      ("unk_token", "unknown_token_id"), ("pad_token", "padding_token_id")):
-        field = fields.get(f"tokenizer.ggml.{key}")
-        if field is not None and int(field.contents()) < len(tokens):
-            special[name] = tokens[int(field.contents())]
-    return (str(template.contents()) if template is not None else None), special
+    meta, _ = read_gguf_metadata(str(path))  # large arrays (the vocabulary) are left unread
 
+    def read_id(key: str) -> int | None:
+        value = meta.get(f"tokenizer.ggml.{key}")
+        return int(value) if value is not None else None
 
-def gguf_stop_ids(path: Path) -> list[int]:
-    """The ids llama.cpp ends generation at for this file: EOS and the end-of-turn token."""
-    from gguf import GGUFReader
-
-    reader = GGUFReader(path)
-    ids = []
-    for key in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"):
-        if key in reader.fields:
-            ids.append(int(reader.fields[key].contents()))
-    return ids
+    special = {name: i for name, key in (("bos_token", "bos_token_id"), ("eos_token", "eos_token_id"),
+                                          ("unk_token", "unknown_token_id"), ("pad_token", "padding_token_id"))
+               if (i := read_id(key)) is not None}
+    stop_ids = [i for i in (read_id("eos_token_id"), read_id("eot_token_id")) if i is not None]
+    template = meta.get("tokenizer.chat_template")
+    return (str(template) if template is not None else None), special, stop_ids

@@ -11,7 +11,7 @@ import torch
 
 from conftest import build_tokenizer, make_lora_adapter
 from tunesmith.config import load_config
-from tunesmith.export.gguf import gguf_problems, gguf_stop_ids, write_gguf
+from tunesmith.export.gguf import gguf_problems, gguf_tokenizer_extras, write_gguf
 from tunesmith.export.run import run_export
 from tunesmith.utils.errors import ModelLoadError
 
@@ -49,7 +49,9 @@ def test_gguf_loads_back_with_transformers(gguf_exports: dict) -> None:
     reader = GGUFReader(path)
     types = {t.name: t.tensor_type.name for t in reader.tensors}
     assert types["blk.0.ffn_up.weight"] == "Q8_0" and types["blk.0.attn_norm.weight"] == "F32"
-    assert gguf_stop_ids(path) == [1, 5], "EOS and <end_of_turn> (eot) are both in the file"
+    template, special, stop_ids = gguf_tokenizer_extras(path)
+    assert stop_ids == [1, 5], "EOS and <end_of_turn> (eot) are both in the file"
+    assert special["bos_token"] == 2 and "<start_of_turn>" in (template or "")
     assert "<start_of_turn>" in reader.fields["tokenizer.chat_template"].contents()
 
     merged = AutoModelForCausalLM.from_pretrained(result.export_dir).eval()
