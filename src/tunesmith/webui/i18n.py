@@ -59,8 +59,8 @@ TEXT: dict[str, tuple[str, str]] = {  # key: (English, Chinese)
     "stat_loss_share": ("loss share", "计算损失的 token 占比"),
     "stat_over_cutoff": ("over cutoff_len", "超过 cutoff_len"),
     "stat_duplicates": ("duplicates", "重复"),
-    "stat_distinct": ("distinct instructions", "不同指令数"),
-    "stat_top_share": ("top instruction share", "最常见指令占比"),
+    "stat_distinct": ("distinct instr.", "不同指令数"),
+    "stat_top_share": ("top instr. share", "最常见指令占比"),
     # train tab
     "config_file": ("YAML config to load", "要加载的 YAML 配置"),
     "upload_config": ("Upload a YAML", "上传 YAML"),

@@ -20,6 +20,11 @@ def _num(value: Any, digits: int = 4) -> str:
 SERIES = ("loss", "eval_loss")
 
 
+def _pct(value: Any) -> str:
+    """A 0-100 score with one decimal, as the CLI prints it."""
+    return f"{value:.1f}" if isinstance(value, int | float) else "–"
+
+
 def curve_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Long-format points (step, value, series) for the loss and eval-loss curve."""
     points = []
@@ -74,7 +79,7 @@ def _comparison_table(comparison: dict[str, Any], lang: str) -> str:
              f"| {t('metric', lang)} | {t('base', lang)} | {t('tuned', lang)} |", "|---|---:|---:|"]
     for key, tuned in comparison.get("tuned", {}).items():
         base = comparison.get("base", {}).get(key)
-        lines.append(f"| {key} | {_num(base, 3)} | {_num(tuned, 3)} |")
+        lines.append(f"| {key} | {_pct(base)} | {_pct(tuned)} |")
     return "\n".join(lines)
 
 

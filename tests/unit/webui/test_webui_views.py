@@ -56,7 +56,7 @@ def test_status_result_and_curve_of_a_finished_job(tmp_path: Path) -> None:
     status = views.status_markdown(job, "en")
     assert "finished" in status and "step 7/100" in status and "loss 1.5" in status and "eval loss 2.2" in status
     result = views.result_markdown(job, "en")
-    assert "7 steps" in result and "1,234 tokens/s" in result and "| exact_match | 0 | 75 |" in result
+    assert "7 steps" in result and "1,234 tokens/s" in result and "| exact_match | 0.0 | 75.0 |" in result
     assert "checkpoint-7" not in result, "a finished run is not offered for resuming"
     assert "Loss curve diagnosis" in result and "evidence" in result, result
     zh = views.status_markdown(job, "zh")
