@@ -24,6 +24,25 @@ CSS = """
 """
 
 
+# Logs and command output stay at their newest line, unless the user scrolled up to read.
+FOLLOW_JS = """() => {
+  const ids = ['job-log', 'eval-output', 'export-output', 'data-check-output'];
+  setInterval(() => {
+    for (const id of ids) {
+      const t = document.querySelector('#' + id + ' textarea');
+      if (!t) continue;
+      if (!t.dataset.follow) {
+        t.dataset.follow = '1';
+        t.addEventListener('scroll', () => {
+          t.dataset.follow = t.scrollHeight - t.scrollTop - t.clientHeight < 40 ? '1' : '0';
+        });
+      }
+      if (t.dataset.follow === '1') t.scrollTop = t.scrollHeight;
+    }
+  }, 700);
+}"""
+
+
 def default_jobs_dir() -> Path:
     """$TUNESMITH_CACHE/webui/jobs or ~/.cache/tunesmith/webui/jobs."""
     root = os.environ.get("TUNESMITH_CACHE") or Path.home() / ".cache" / "tunesmith"
@@ -45,7 +64,7 @@ def build(ctx: Any) -> Any:
     from tunesmith.webui.tab_chat import ChatTab
     from tunesmith.webui.tab_data import DataTab
     from tunesmith.webui.tab_tools import EvalTab, ExportTab
-    from tunesmith.webui.tab_train import SCROLL_LOG_JS, TrainTab
+    from tunesmith.webui.tab_train import TrainTab
     from tunesmith.webui.ui import updates_for
 
     lang = ctx.lang
@@ -86,8 +105,7 @@ def build(ctx: Any) -> Any:
 
         load_out = [language, tab_set, *run_pickers, tabs["eval"].compare, *train.page_load_outputs]
         demo.load(page_load, stored_lang, load_out).then(
-            train._preview, [*ctx.field_list(), train.stages, language], train.preview_outputs).then(
-            None, js=SCROLL_LOG_JS)
+            train._preview, [*ctx.field_list(), train.stages, language], train.preview_outputs)
     return demo
 
 
@@ -101,5 +119,5 @@ def launch(*, host: str = "127.0.0.1", port: int = 7860, workdir: str | Path = "
     theme = gr.themes.Default(primary_hue="blue", font=["system-ui", "Noto Sans CJK SC", "WenQuanYi Micro Hei",
                                                         "sans-serif"])
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, show_error=True, theme=theme,
-                css=CSS, inbrowser=False, quiet=False)
+                css=CSS, js=FOLLOW_JS, inbrowser=False, quiet=False)
     return demo

@@ -18,20 +18,6 @@ from tunesmith.webui.ui import DATASET_KEYS, Context
 
 OTHER_TAB_GROUPS = ("eval", "export", "serve")  # drawn in the Evaluate and Export tabs
 POLL_SECONDS = 1.5
-# Keep the live log at its newest line, unless the user scrolled up to read.
-SCROLL_LOG_JS = """() => {
-  const t = document.querySelector('#job-log textarea');
-  if (!t) return;
-  if (!t.dataset.follow) {
-    t.dataset.follow = '1';
-    t.addEventListener('scroll', () => {
-      t.dataset.follow = t.scrollHeight - t.scrollTop - t.clientHeight < 40 ? '1' : '0';
-    });
-  }
-  if (t.dataset.follow === '1') t.scrollTop = t.scrollHeight;
-}"""
-
-
 def preview(ctx: Context, values: list[Any], stages: list[dict], lang: str) -> tuple[str, str, str]:
     """(command, YAML, problems) for the form as it is now."""
     flat = form.flat_from_form(values)
@@ -127,7 +113,7 @@ class TrainTab:
         self.status = gr.Markdown(t("no_job", ctx.lang), elem_id="job-status")
         self.curve = ctx.tr(gr.LinePlot(views.curve_frame([]), x="step", y="value", color="series",
                                         label=ctx.text("curve"), elem_id="loss-curve",
-                                        x_title=ctx.text("step"), y_title=ctx.text("loss"),
+                                        x_title=ctx.text("step"), y_title=ctx.text("loss"), color_title="",
                                         color_map={"loss": "#2563eb", "eval_loss": "#ea580c"}),
                             label="curve", x_title="step", y_title="loss")
         self.log = ctx.tr(gr.Textbox(label=ctx.text("log"), lines=10, max_lines=10, autoscroll=True,
@@ -224,7 +210,6 @@ class TrainTab:
             self._preview, preview_in, self.preview_outputs)
         self.start.click(self._start, preview_in, self.monitor_outputs).then(
             self._preview, preview_in, self.preview_outputs)
-        self.timer.tick(None, js=SCROLL_LOG_JS)
         self.stop.click(lambda j, lg: self._stop(j, lg), [self.job_id, lang], self.monitor_outputs)
         self.force.click(lambda j, lg: self._stop(j, lg, True), [self.job_id, lang], self.monitor_outputs)
         self.timer.tick(lambda j, lg: monitor(ctx, j, lg), [self.job_id, lang], self.monitor_outputs,
