@@ -1,17 +1,19 @@
-"""Measure this machine: a few real training steps on a sample of the user's data.
+"""Measure this machine: a few real training steps on the user's data.
 
 The calibration goes through the real training path (the same tokenization, model preparation,
 Trainer subclass, fast loss, precision and batch sampler as ``tunesmith train``) with the config's
 batch size, accumulation, cutoff_len, finetuning type and gradient checkpointing, for a few steps in
-a temporary output_dir. The first step (warm-up, and the longest batch, which the length-grouped
-sampler always puts first) gives the peak memory; the steps after it give the time per step and per
-token, fitted as ``seconds = a + b x tokens``. One evaluation pass on a validation sample gives the
-time per evaluated token.
+a temporary output_dir. It trains on the whole training set (up to ``MAX_ROWS`` rows) and stops after
+a few steps, so the length-grouped sampler draws exactly the batches the real run starts with: a
+random sample would batch rows of mixed lengths, which the fast path splits into more, smaller
+forward passes, and measure a step about twice as slow as the real one. The first step (warm-up,
+and the longest batch, which the sampler always puts first) gives the peak memory; the steps after
+it give the time per step and per token, fitted as ``seconds = a + b x tokens``. One evaluation pass
+on a validation sample gives the time per evaluated token.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import tempfile
@@ -32,12 +34,15 @@ from tunesmith.train.runner import build_trainer, load_for_training, set_threads
 from tunesmith.utils.errors import ConfigError
 from tunesmith.utils.hardware import peak_rss_mb, physical_cores
 
+MAX_ROWS = 20_000  # enough for the sampler to batch like the full run (megabatches of 50 batches)
+
 
 @dataclass
 class Calibration:
     """What a few measured steps say about this machine for this config."""
 
     steps_timed: int
+    rows: int  # training rows the sampler drew from
     seconds_per_step: float  # a: fixed cost of an optimizer step
     seconds_per_token: float  # b: cost of one trained token
     first_step_s: float
@@ -45,7 +50,6 @@ class Calibration:
     load_s: float
     peak_rss_mb: float
     tokens_per_s: float
-    sample_rows: int
     bf16: bool
     load_average: float  # 1-minute load average during the run (other processes slow the steps down)
     cores: int
@@ -123,12 +127,12 @@ def calibrate(cfg: Config, *, steps: int = 8, seed: int = 0) -> Calibration:
     tokenizer = load_tokenizer(model_path, trust_remote_code=cfg.model.trust_remote_code)
     template = resolve_template(cfg, model_path, tokenizer)
     rows, _ = encode_sft_rows(splits.train, template, tokenizer, cfg)  # type: ignore[arg-type]
-    per_step = cfg.train.per_device_train_batch_size * cfg.train.gradient_accumulation_steps
-    sample = _sample(rows, steps * per_step, seed)
-    eval_rows = 2 * cfg.train.per_device_eval_batch_size
-    val_rows = _sample(encode_sft_rows(splits.val, template, tokenizer, cfg)[0], eval_rows, seed) if splits.val else []
+    sample = _sample(rows, MAX_ROWS, seed)  # all rows (the real run's batches) unless the data is huge
+    # Evaluation reads the validation set in file order: time its first few batches as they are.
+    eval_rows = 4 * cfg.train.per_device_eval_batch_size
+    val_rows = encode_sft_rows(splits.val, template, tokenizer, cfg)[0][:eval_rows] if splits.val else []
     with tempfile.TemporaryDirectory(prefix="tunesmith-calibrate-") as tmp:
-        run_cfg = calibration_config(cfg, tmp, steps=math.ceil(len(sample) / per_step))
+        run_cfg = calibration_config(cfg, tmp, steps=steps)
         t0 = time.perf_counter()
         model = load_for_training(run_cfg, model_path, adapter_path=adapter_path)
         load_s = time.perf_counter() - t0
@@ -150,6 +154,6 @@ def calibrate(cfg: Config, *, steps: int = 8, seed: int = 0) -> Calibration:
     return Calibration(
         steps_timed=len(marks) - 2, seconds_per_step=a, seconds_per_token=b, first_step_s=first,
         eval_seconds_per_token=eval_per_token, load_s=load_s, peak_rss_mb=peak_rss_mb(),
-        tokens_per_s=timed_tokens / timed_seconds if timed_seconds > 0 else 0.0, sample_rows=len(sample),
+        tokens_per_s=timed_tokens / timed_seconds if timed_seconds > 0 else 0.0, rows=len(sample),
         bf16=use_bf16(cfg), load_average=round(os.getloadavg()[0], 2), cores=physical_cores(),
     )

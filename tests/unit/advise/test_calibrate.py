@@ -30,7 +30,7 @@ def test_calibration_runs_real_steps_and_writes_nothing(tiny_train_overrides: di
     assert cal.steps_timed == 3
     assert cal.seconds_per_token > 0 and cal.tokens_per_s > 0 and cal.eval_seconds_per_token > 0
     assert cal.peak_rss_mb > 100
-    assert cal.sample_rows == 16  # 4 steps x batch 4: the whole toy training set
+    assert cal.rows == 16, "the sampler draws from the whole (toy) training set, as the real run does"
     assert not Path(tiny_train_overrides["output_dir"]).exists(), "the user's output_dir is not touched"
     w = workload(cfg.flat(), build_profile(cfg))
     assert cal.train_seconds(w) > 0
