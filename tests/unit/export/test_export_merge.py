@@ -145,3 +145,15 @@ def test_export_without_export_dir_is_a_config_error(tiny_model_dir: Path) -> No
     cfg = load_config(None, {"model_name_or_path": str(tiny_model_dir), "dataset": "unused"})
     with pytest.raises(ConfigError, match="export_dir"):
         run_export(cfg)
+
+
+def test_export_command_check_only(exported) -> None:  # noqa: ANN001
+    from typer.testing import CliRunner
+
+    from tunesmith.cli.main import app
+
+    result = CliRunner().invoke(app, ["export", "--check-only", "--export-dir", str(exported.export_dir),
+                                      "bf16=false", "export_check_tokens=4"])
+    assert result.exit_code == 0, result.output
+    assert "Parity with base + adapter" in result.output and "pass" in result.output
+    assert "Checked" in result.output
