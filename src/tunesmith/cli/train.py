@@ -58,7 +58,8 @@ def train(config: ConfigArg = None, overrides: OverridesArg = None) -> None:
     from tunesmith.eval.diagnose import report_run  # the notes' loss-curve cases, with evidence
 
     report_run(result.output_dir)
-    console.print(f"\nChat with it:  tunesmith chat --adapter {result.output_dir}")
+    if last_cfg.finetune.stage != "rm":  # a reward model scores answers; it does not chat
+        console.print(f"\nChat with it:  tunesmith chat --adapter {result.output_dir}")
 
 
 def _after_training(cfg, result) -> None:  # noqa: ANN001 - internal helper
