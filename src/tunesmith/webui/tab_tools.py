@@ -68,7 +68,7 @@ class CommandTab:
                                 value=self.button)
         self.cmd = ctx.tr(gr.Code(self.shown(runs[0] if runs else "", *[None for _ in self.extra_inputs]),
                                   label=ctx.text("command"), language="shell", lines=1, interactive=False,
-                                  elem_id=f"{self.command}-command"), label="command")
+                                  show_line_numbers=False, elem_id=f"{self.command}-command"), label="command")
         if not commands.available(self.command):
             ctx.tr(gr.Markdown(ctx.text("unavailable").format(command=self.command), elem_id=f"{self.command}-notice"),
                    value=lambda lang: t("unavailable", lang, command=self.command))
@@ -179,7 +179,8 @@ class ExportTab(CommandTab):
         self.serve_note = self.ctx.tr(gr.Markdown(self.ctx.text("serve_command"), elem_id="serve-note"),
                                       value="serve_command")
         self.serve_cmd = self.ctx.tr(gr.Code(label=self.ctx.text("command"), language="shell", lines=1,
-                                             interactive=False, elem_id="serve-command"), label="command")
+                                             show_line_numbers=False, interactive=False, elem_id="serve-command"),
+                                     label="command")
 
     def wire(self, lang: Any, stages: Any) -> None:
         super().wire(lang, stages)

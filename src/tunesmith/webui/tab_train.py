@@ -120,10 +120,10 @@ class TrainTab:
                                      interactive=False, elem_id="job-log"), label="log")
         self.result = gr.Markdown(elem_id="job-result")
         self.command = ctx.tr(gr.Code(label=ctx.text("command"), language="shell", lines=1, interactive=False,
-                                      elem_id="train-command"), label="command")
+                                      show_line_numbers=False, elem_id="train-command"), label="command")
         self.problems = gr.Markdown(elem_id="config-problems")
         self.yaml = ctx.tr(gr.Code(label=ctx.text("yaml"), language="yaml", lines=20, interactive=False,
-                                   elem_id="train-yaml"), label="yaml")
+                                   show_line_numbers=False, elem_id="train-yaml"), label="yaml")
         with ctx.tr(gr.Accordion(ctx.text("advice"), open=True, elem_id="advice-box"), label="advice"):
             with gr.Row():
                 self.advise_btn = ctx.tr(gr.Button(ctx.text("advice_button"), size="sm", elem_id="advise"),
