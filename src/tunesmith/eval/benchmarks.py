@@ -25,6 +25,7 @@ from typing import Any
 
 from tunesmith.data.records import Message
 from tunesmith.data.tokenize import encode_prompt
+from tunesmith.model.generate import prepare_for_generation
 from tunesmith.utils.errors import DataFormatError
 
 LETTERS = ("A", "B", "C", "D")
@@ -192,6 +193,7 @@ def choose(loaded: Any, prompts: list[list[int]], batch_size: int = 8) -> list[t
     """For each prompt: the most likely letter and the probabilities of A-D (renormalized)."""
     import torch
 
+    prepare_for_generation(loaded.model)  # the same last-position logits trap as in generation
     letters = torch.tensor(letter_ids(loaded.tokenizer))
     pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
     device = next(loaded.model.parameters()).device

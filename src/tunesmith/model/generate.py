@@ -7,9 +7,12 @@ ended them.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+_PREPARED_HEADS: weakref.WeakSet = weakref.WeakSet()
 
 
 @dataclass
@@ -29,6 +32,29 @@ class GenerationSettings:
         else:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kw
+
+
+def _contiguous_input(module: Any, args: tuple) -> tuple:
+    return (args[0].contiguous(), *args[1:])
+
+
+def prepare_for_generation(model: Any) -> None:
+    """Give the output layer a contiguous input (once per model; safe to call again).
+
+    Generation computes logits only for the last position: transformers slices
+    ``hidden[:, -1:, :]``, a non-contiguous view. When the output weight is frozen (requires_grad
+    False, as in every loaded adapter or merged model), PyTorch's matmul then cannot fold the batch
+    into one matrix multiply and instead copies the transposed weight once per row: for Gemma's
+    262k x 640 head that is 5 GB per step at batch 16 (335 MB at batch 1) and several times slower.
+    A contiguous input takes the folded path; the hook changes memory layout only (the logits are
+    the same up to floating-point summation order).
+    Anything that calls ``model.generate`` itself should call this first.
+    """
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is None or head in _PREPARED_HEADS:
+        return
+    head.register_forward_pre_hook(_contiguous_input)
+    _PREPARED_HEADS.add(head)
 
 
 def _left_pad(batch: list[list[int]], pad_id: int) -> tuple[Any, Any]:
@@ -60,6 +86,7 @@ def generate_ids(model: Any, prompts: list[list[int]], *, stop_ids: list[int], p
     import torch
 
     settings = settings or GenerationSettings()
+    prepare_for_generation(model)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: list[list[int]] = [[] for _ in prompts]
     device = next(model.parameters()).device
@@ -105,6 +132,7 @@ def stream_ids(model: Any, prompt: list[int], *, stop_ids: list[int], pad_id: in
             self.q.put(None)
 
     streamer = _Collector()
+    prepare_for_generation(model)
     device = next(model.parameters()).device
     ids = torch.tensor([prompt], dtype=torch.long, device=device)
     errors: list[BaseException] = []
