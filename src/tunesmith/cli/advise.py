@@ -181,7 +181,7 @@ def _machine(cfg: Any, shape: Any, w: Any, steps: int) -> dict[str, Any]:
     from tunesmith.utils.console import status
 
     baseline = psutil.Process().memory_info().rss
-    with status(f"Calibrating: {steps} real training steps on a sample of the data"):
+    with status(f"Calibrating: the real run's first {steps} training steps"):
         cal = calibrate(cfg, steps=steps)
     modeled = peak_memory(shape, w, bf16=cal.bf16, overhead_bytes=baseline, host=True)
     train_s = cal.train_seconds(w)
