@@ -29,8 +29,8 @@ Examples:
 
 ESTIMATE_HELP = """Estimate tokens, steps, time, peak memory and cloud cost of a training run.
 
-On this machine the time and memory come from a short calibration run (a few real training steps on
-a sample of your data, in a temporary folder); for common GPUs from a FLOPs and memory model
+On this machine the time and memory come from a short calibration run (the real run's first few
+training steps on your data, in a temporary folder); for common GPUs from a FLOPs and memory model
 (weights, optimizer states, activations, with and without gradient checkpointing). With --target, a
 config that does not fit that device's memory gets the nearest config that does (smaller batch with
 more accumulation, gradient checkpointing, LoRA, shorter cutoff_len) as a ready YAML. Cloud costs use
