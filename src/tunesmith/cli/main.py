@@ -9,10 +9,14 @@ from __future__ import annotations
 import os
 import sys
 
-# OpenMP threads that spin while waiting collapse throughput when anything else runs on the machine
-# (measured here: 85 s/step instead of 2-4 s for the same LoRA step with another training job on the
-# two cores). Set before torch loads; a user's own OMP_WAIT_POLICY wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads that spin while waiting collapse throughput when other work runs on the machine,
+# and passive ones slow an idle machine by ~40% (see hardware.openmp_wait_policy). Decided before
+# torch loads; a user's own OMP_WAIT_POLICY (or GOMP_SPINCOUNT) wins.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    from tunesmith.utils.hardware import openmp_wait_policy
+
+    if (_policy := openmp_wait_policy()) is not None:
+        os.environ["OMP_WAIT_POLICY"] = _policy
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import typer  # noqa: E402

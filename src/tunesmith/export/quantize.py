@@ -35,7 +35,7 @@ def int8_config() -> Any:
     """transformers' quantization config for torchao int8 weight-only (output layer kept)."""
     from transformers import TorchAoConfig
 
-    quant = require("torchao.quantization", package="torchao")
+    quant = require("torchao.quantization", extra="quant", package="torchao")
     return TorchAoConfig(quant.Int8WeightOnlyConfig(), modules_to_not_convert=["lm_head"])
 
 

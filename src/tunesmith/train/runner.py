@@ -22,7 +22,7 @@ from tunesmith.model.adapters import apply_finetuning, count_parameters
 from tunesmith.model.load import end_token_ids, load_model
 from tunesmith.train.callbacks import JsonlLogger, read_log
 from tunesmith.train.collate import PadCollator
-from tunesmith.train.fast import fast_causal_lm_loss, supports_fast_loss
+from tunesmith.train.fast import fast_causal_lm_loss, release_workspace, supports_fast_loss
 from tunesmith.train.plot import plot_loss
 from tunesmith.train.resolve import RUN_CONFIG
 from tunesmith.train.stop import StopOnSignal
@@ -227,6 +227,7 @@ def finish_run(cfg: Config, trainer: TunesmithTrainer, tokenizer: Any, template:
                started: float, extra: dict[str, Any] | None = None) -> RunResult:
     """Save the model/adapter, tokenizer + template, resolved config, loss plot and summary."""
     out = Path(cfg.train.output_dir)
+    release_workspace()  # the loss's logits buffers are not needed for evaluation
     trainer.save_model(str(out))
     (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the resolved YAML says the same
     model = trainer.model

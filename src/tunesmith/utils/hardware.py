@@ -74,3 +74,21 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except OSError:  # not glibc
         pass
+
+
+def openmp_wait_policy(load: float | None = None, cores: int | None = None) -> str | None:
+    """The OpenMP wait policy to start with: PASSIVE when the machine is already busy, else the default.
+
+    Measured on 2 cores with a LoRA step of the bundled model: idle, spinning threads (the OpenMP
+    default) take 0.92 s/step and passive ones 1.3 s (every small op pays a thread wake-up); with two
+    other busy processes, spinning takes 2.7-3 s/step and passive 1.5 s. So: passive only when the
+    1-minute load average already reaches half the cores when the command starts.
+    """
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:
+            return None
+    cores = cores or os.cpu_count() or 1
+    return "PASSIVE" if load >= cores / 2 else None
+
