@@ -17,6 +17,7 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
 
     if (_policy := openmp_wait_policy()) is not None:
         os.environ["OMP_WAIT_POLICY"] = _policy
+        os.environ["TUNESMITH_OMP_AUTO"] = "1"  # ours, not the user's: `bench` gives its workers their own
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import typer  # noqa: E402

@@ -76,19 +76,37 @@ def release_memory() -> None:
         pass
 
 
-def openmp_wait_policy(load: float | None = None, cores: int | None = None) -> str | None:
+def busy_share(seconds: float = 0.1) -> float | None:
+    """Share of all CPU time used by running work over a short window (Linux /proc/stat), else None."""
+    import time
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)  # total, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def openmp_wait_policy(busy: float | None = None) -> str | None:
     """The OpenMP wait policy to start with: PASSIVE when the machine is already busy, else the default.
 
     Measured on 2 cores with a LoRA step of the bundled model: idle, spinning threads (the OpenMP
     default) take 0.92 s/step and passive ones 1.3 s (every small op pays a thread wake-up); with two
-    other busy processes, spinning takes 2.7-3 s/step and passive 1.5 s. So: passive only when the
-    1-minute load average already reaches half the cores when the command starts.
+    other busy processes, spinning takes 2.7-3 s/step and passive 1.5 s. So: passive only when other
+    work already uses half of the CPU time as the command starts (sampled for 0.1 s; the load average
+    would still count a command that just ended).
     """
-    if load is None:
+    if busy is None:
+        busy = busy_share()
+    if busy is None:
         try:
-            load = os.getloadavg()[0]
+            busy = os.getloadavg()[0] / (os.cpu_count() or 1)
         except OSError:
             return None
-    cores = cores or os.cpu_count() or 1
-    return "PASSIVE" if load >= cores / 2 else None
-
+    return "PASSIVE" if busy >= 0.5 else None
