@@ -21,6 +21,10 @@ from tunesmith.utils.errors import TrainingError
 
 IGNORE_INDEX = -100
 DEFAULT_CHUNK = 256  # rows of logits per chunk; 256 measured fastest here (64/128/256 with reused buffers)
+# Packed rows are padded to a multiple of this many tokens (their own attention block, no loss): a new
+# row length per step made oneDNN build new matmul kernels every step and the process grow from 2.0 to
+# 3.2 GB over 40 LoRA steps; with 64 it stayed at 2.4 GB and the steps got 8% faster (measured here).
+PACK_MULTIPLE = 64
 PACK_ATTENTION_SHARE = 0.5  # pack rows until attention over the packed row costs ~50% of the layer matmuls
 
 _workspace: dict[tuple, torch.Tensor] = {}
@@ -174,7 +178,8 @@ def pack_token_budget(config: Any, longest: int) -> int:
     return max(longest, budget)
 
 
-def _pack(batch: dict[str, torch.Tensor], budget: int) -> list[dict[str, torch.Tensor]] | None:
+def _pack(batch: dict[str, torch.Tensor], budget: int, multiple: int = PACK_MULTIPLE,
+          ) -> list[dict[str, torch.Tensor]] | None:
     """Right-padded rows laid end to end, as few packed rows (of at most ``budget`` tokens) as fit.
 
     Each packed row is its own forward pass with batch size 1, so there is no padding at all. Returns
@@ -202,6 +207,10 @@ def _pack(batch: dict[str, torch.Tensor], budget: int) -> list[dict[str, torch.T
         # position has none (its "next token" would be the following example's first one).
         end = torch.full((1,), IGNORE_INDEX, dtype=batch["labels"].dtype, device=ids.device)
         targets = torch.cat([t for i in group for t in (batch["labels"][i, 1:lengths[i]], end)])
+        if extra := -len(ids) % multiple:  # a filler block: positions restart, so nothing attends to it
+            ids = torch.cat([ids, ids.new_zeros(extra)])
+            pos = torch.cat([pos, torch.arange(extra, device=ids.device)])
+            targets = torch.cat([targets, targets.new_full((extra,), IGNORE_INDEX)])
         out.append({"input_ids": ids[None], "position_ids": pos[None], "targets": targets[None]})
     return out
 

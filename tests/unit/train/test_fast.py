@@ -64,7 +64,7 @@ def test_packing_gives_each_example_its_own_attention() -> None:
     rows = _rows([9, 14, 6], 97)
     with torch.no_grad():
         alone = [fast.fast_causal_lm_loss(model, PadCollator(0)([r]))[0].item() for r in rows]
-        packed = fast._pack(PadCollator(0)(rows), budget=10_000)
+        packed = fast._pack(PadCollator(0)(rows), budget=10_000, multiple=1)
         assert packed is not None and len(packed) == 1 and packed[0]["input_ids"].shape == (1, 29)
         assert packed[0]["position_ids"][0].tolist() == list(range(9)) + list(range(14)) + list(range(6))
         sums = [a * int((torch.tensor(r["labels"][1:]) != -100).sum()) for a, r in zip(alone, rows)]
@@ -74,8 +74,11 @@ def test_packing_gives_each_example_its_own_attention() -> None:
 
 def test_packing_respects_the_token_budget_and_keeps_unpadded_batches() -> None:
     batch = PadCollator(0)(_rows([10, 10, 10, 4], 97))
-    parts = fast._pack(batch, budget=20)
+    parts = fast._pack(batch, budget=20, multiple=1)
     assert [p["input_ids"].shape[1] for p in parts] == [20, 14]
+    padded = fast._pack(batch, budget=20, multiple=16)  # filler to a multiple of 16, never a target
+    assert [p["input_ids"].shape[1] for p in padded] == [32, 16]
+    assert all(int((p["targets"] != -100).sum()) == int((q["targets"] != -100).sum()) for p, q in zip(padded, parts))
     assert fast._pack(PadCollator(0)(_rows([8, 8], 97)), budget=100) is None  # no padding: as it is
     left = dict(batch, attention_mask=batch["attention_mask"].flip(1))
     assert fast._pack(left, budget=100) is None  # left padding is not repacked
