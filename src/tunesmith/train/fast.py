@@ -38,7 +38,9 @@ def _buffer(name: str, rows: int, cols: int, dtype: torch.dtype, device: torch.d
     """
     key = (name, cols, dtype, device)
     buf = _workspace.get(key)
-    if buf is None or buf.shape[0] < rows:
+    # A buffer made under inference_mode (evaluation) cannot be written outside it (training), and
+    # the other way round: make a new one when the mode changed.
+    if buf is None or buf.shape[0] < rows or buf.is_inference() != torch.is_inference_mode_enabled():
         _workspace.pop(key, None)
         buf = _workspace[key] = torch.empty((rows, cols), dtype=dtype, device=device)
     return buf[:rows]

@@ -122,3 +122,18 @@ def test_a_batch_without_any_label_fails_clearly() -> None:
     batch = PadCollator(0)([{"input_ids": [5, 6, 7], "labels": [-100, -100, -100]}])
     with pytest.raises(TrainingError, match="no tokens that carry loss"):
         fast.fast_causal_lm_loss(_model(), batch)
+
+
+def test_buffers_made_during_inference_serve_training_afterwards() -> None:
+    # Evaluation (inference_mode) then training in one process, as `train` does with eval steps.
+    model = _model()
+    batch = PadCollator(0)(_rows([7, 12], 97))
+    fast.release_workspace()
+    with torch.inference_mode():
+        before, _ = fast.fast_causal_lm_loss(model, batch)
+    loss, _ = fast.fast_causal_lm_loss(model, batch)
+    loss.backward()
+    assert abs(loss.item() - before.item()) < 1e-6
+    with torch.inference_mode():
+        fast.fast_causal_lm_loss(model, batch)
+    fast.release_workspace()
