@@ -17,6 +17,7 @@ from tunesmith.data.preference import preference_record
 from tunesmith.train.callbacks import JsonlLogger, read_log
 from tunesmith.train.data import load_splits
 from tunesmith.train.runner import RunResult, finish_run, prepare_output_dir, resolve_checkpoint, set_threads
+from tunesmith.train.stop import StopOnSignal
 from tunesmith.train.trl_setup import (
     drop_reference_adapter,
     examples_of,
@@ -78,7 +79,7 @@ def run_dpo(cfg: Config) -> RunResult:
     logger = JsonlLogger(cfg.train.output_dir, append=bool(checkpoint))
     trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(train),
                           eval_dataset=Dataset.from_list(val or train[:PROBE_PAIRS]), processing_class=tokenizer,
-                          peft_config=peft_config, callbacks=[logger])
+                          peft_config=peft_config, callbacks=[logger, StopOnSignal()])
     before = probe(trainer, PAIR_METRICS)
     trainer.train(resume_from_checkpoint=checkpoint)
     after = probe(trainer, PAIR_METRICS)

@@ -21,6 +21,7 @@ from tunesmith.train.callbacks import JsonlLogger, read_log
 from tunesmith.train.data import load_splits
 from tunesmith.train.rewards import RewardFn, resolve_rewards
 from tunesmith.train.runner import RunResult, finish_run, prepare_output_dir, resolve_checkpoint, set_threads
+from tunesmith.train.stop import StopOnSignal
 from tunesmith.train.trl_setup import examples_of, load_policy, load_text_side, tokens_per_second, trl_args
 from tunesmith.utils.errors import ConfigError
 
@@ -80,7 +81,7 @@ def run_grpo(cfg: Config) -> RunResult:
     logger = JsonlLogger(cfg.train.output_dir, append=bool(checkpoint))
     trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args,
                           train_dataset=Dataset.from_list([prompt_record(e) for e in train_ex]),
-                          processing_class=tokenizer, peft_config=peft_config, callbacks=[logger])
+                          processing_class=tokenizer, peft_config=peft_config, callbacks=[logger, StopOnSignal()])
     before = mean_reward(trainer.model, tokenizer, template, probe_ex, rewards, f.max_completion_length)
     trainer.train(resume_from_checkpoint=checkpoint)
     after = mean_reward(trainer.model, tokenizer, template, probe_ex, rewards, f.max_completion_length)

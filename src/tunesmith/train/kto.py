@@ -17,6 +17,7 @@ from tunesmith.data.preference import kto_record
 from tunesmith.train.callbacks import JsonlLogger, read_log
 from tunesmith.train.data import load_splits
 from tunesmith.train.runner import RunResult, finish_run, prepare_output_dir, resolve_checkpoint, set_threads
+from tunesmith.train.stop import StopOnSignal
 from tunesmith.train.trl_setup import (
     drop_reference_adapter,
     examples_of,
@@ -66,7 +67,7 @@ def run_kto(cfg: Config) -> RunResult:
     logger = JsonlLogger(cfg.train.output_dir, append=bool(checkpoint))
     trainer = KTOTrainer(model=model, args=args, train_dataset=Dataset.from_list(train),
                          eval_dataset=Dataset.from_list(val or train[:PROBE_EXAMPLES]), processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=[logger])
+                         peft_config=peft_config, callbacks=[logger, StopOnSignal()])
     before = probe(trainer, KTO_METRICS)
     trainer.train(resume_from_checkpoint=checkpoint)
     after = probe(trainer, KTO_METRICS)

@@ -18,6 +18,7 @@ from tunesmith.data.preference import encode_pair
 from tunesmith.train.callbacks import JsonlLogger, read_log
 from tunesmith.train.data import load_splits
 from tunesmith.train.runner import RunResult, finish_run, prepare_output_dir, resolve_checkpoint, set_threads
+from tunesmith.train.stop import StopOnSignal
 from tunesmith.train.trl_setup import examples_of, load_policy, load_text_side, probe, tokens_per_second, trl_args
 from tunesmith.utils.console import console
 from tunesmith.utils.errors import ConfigError
@@ -73,7 +74,7 @@ def run_rm(cfg: Config) -> RunResult:
     logger = JsonlLogger(cfg.train.output_dir, append=bool(checkpoint))
     trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(train),
                             eval_dataset=Dataset.from_list(val or train[:PROBE_PAIRS]), processing_class=tokenizer,
-                            peft_config=peft_config, callbacks=[logger])
+                            peft_config=peft_config, callbacks=[logger, StopOnSignal()])
     before = probe(trainer, RM_METRICS)
     trainer.train(resume_from_checkpoint=checkpoint)
     after = probe(trainer, RM_METRICS)
