@@ -39,6 +39,9 @@ def train(
     shapes: Annotated[str, typer.Option(help="Sequence lengths, comma-separated.")] = "128,256,512",
     quick: Annotated[bool, typer.Option(help="Fewer steps (about 5 minutes here).")] = False,
     output: Annotated[Path | None, typer.Option(help="Write the figures as JSON.")] = None,
+    back_to_back: Annotated[bool, typer.Option(
+        "--back-to-back", help="Run baseline then tunesmith one after the other instead of taking turns "
+        "step by step (fairer on an idle machine; taking turns is fairer on a busy one).")] = False,
 ) -> None:
     from rich.table import Table
 
@@ -47,8 +50,8 @@ def train(
 
     n_steps = steps or (3 if quick else 6)
     result = bench_train(_model(model), tuple(int(s) for s in shapes.split(",")), n_steps,
-                         log=lambda m: console.print(f"[dim]{m}[/dim]"))
-    table = Table(title=f"Training, LoRA r=8 all-linear, batch 4, {n_steps} steps (first excluded)",
+                         log=lambda m: console.print(f"[dim]{m}[/dim]"), back_to_back=back_to_back)
+    table = Table(title=f"Training, LoRA r=8 all-linear, batch 4, {n_steps} steps (first excluded), {result['mode']}",
                   title_justify="left")
     for col in ("seq", "baseline tok/s", "tunesmith tok/s", "speed-up", "s/step base→ours",
                 "peak RSS base→ours MB", "memory ratio", "max loss diff", "roofline"):

@@ -2,7 +2,9 @@
 
 Training: for each sequence length, two fresh processes (so each has its own peak RSS) train the
 same LoRA on the same batches in the same order for the same number of optimizer steps, taking
-turns step by step (so load from anything else on the machine hits both alike):
+turns step by step (so load from anything else on the machine hits both alike), or with
+``back_to_back`` one after the other (on an idle machine: taking turns slowed both here, ours more,
+0.74 -> 1.0 s per step at seq 128, as each step re-faults memory the other process just freed):
 
 - baseline: transformers ``Trainer`` + peft LoRA, fp32, the model's own loss over full logits,
   batches padded to their longest row by ``DataCollatorForSeq2Seq`` (what a careful user of those
@@ -36,10 +38,13 @@ BATCH = 4
 
 
 def _corpus_ids(tokenizer: Any) -> list[int]:
-    """Real text (the shipped datasets and docs) as token ids, so losses are meaningful."""
+    """Real text (the shipped example datasets) as token ids, so losses are meaningful.
+
+    Only files that rarely change: the README used to be part of it, and every edit changed the batches.
+    """
     root = Path(__file__).resolve().parents[3]
     texts = []
-    for p in sorted((root / "examples" / "data").glob("*.json")) + [root / "README.md"]:
+    for p in sorted((root / "examples" / "data").glob("*.json")):
         if p.exists():
             texts.append(p.read_text(encoding="utf-8"))
     if not texts:  # installed without the repo: fall back to a fixed paragraph
@@ -177,6 +182,23 @@ def flops_per_step(config: Any, tokens: int, label_tokens: int, avg_ctx: float) 
     return tokens * (4 * n_body + attn) + label_tokens * 4 * v * d
 
 
+def _run_back_to_back(seq_len: int, steps: int, model_path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the baseline to the end, then tunesmith, each in its own process (nothing else running)."""
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("TUNESMITH_BENCH_LOCKSTEP", None)
+    if env.pop("TUNESMITH_OMP_AUTO", None):
+        env.pop("OMP_WAIT_POLICY", None)
+    results = {}
+    for v in ("baseline", "tunesmith"):
+        proc = subprocess.run([sys.executable, "-m", "tunesmith.train.benchmark", v, str(seq_len), str(steps),
+                               model_path], capture_output=True, text=True, env=env)
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if proc.returncode != 0 or line is None:
+            raise RuntimeError(f"benchmark worker {v}/{seq_len} stopped:\n{proc.stderr[-3000:]}")
+        results[v] = json.loads(line[len("RESULT "):])
+    return results["baseline"], results["tunesmith"]
+
+
 def _run_pair(seq_len: int, steps: int, model_path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run baseline and tunesmith in two processes that take turns, one optimizer step each.
 
@@ -262,7 +284,7 @@ def summarize(base: dict[str, Any], ours: dict[str, Any], config: Any, gflops: f
 
 
 def bench_train(model_path: str, shapes: tuple[int, ...] = SHAPES, steps: int = 6,
-                log: Any = print) -> dict[str, Any]:
+                log: Any = print, back_to_back: bool = False) -> dict[str, Any]:
     """Run baseline and tunesmith for each shape; returns the JSON the CLI prints and saves."""
     from transformers import AutoConfig
 
@@ -271,12 +293,13 @@ def bench_train(model_path: str, shapes: tuple[int, ...] = SHAPES, steps: int = 
     log(f"measured matmul throughput: {gflops:.0f} GFLOP/s")
     results = []
     for seq_len in shapes:
-        base, ours = _run_pair(seq_len, steps, model_path)
+        base, ours = (_run_back_to_back if back_to_back else _run_pair)(seq_len, steps, model_path)
         log(f"  seq {seq_len}: baseline {sum(base['step_times'][1:]):.0f}s, "
             f"tunesmith {sum(ours['step_times'][1:]):.0f}s for {steps - 1} timed steps")
         results.append(summarize(base, ours, config, gflops))
     fractions = [r["roofline_fraction"] for r in results if r["roofline_fraction"] is not None]
-    return {"shapes": results, "matmul_gflops": round(gflops, 1),
+    mode = "back-to-back" if back_to_back else "lockstep"
+    return {"shapes": results, "matmul_gflops": round(gflops, 1), "mode": mode,
             "roofline_fraction": round(sum(fractions) / len(fractions), 3) if fractions else None,
             "steps": steps, "batch_size": BATCH}
 
