@@ -25,12 +25,8 @@ def _wait_for_step(log: Path, proc: subprocess.Popen, step: int, timeout: float 
     raise AssertionError(f"no step {step} in {log} after {timeout}s")
 
 
-def test_sigterm_saves_a_checkpoint_and_stops(tiny_train_overrides: dict, tmp_path: Path) -> None:
-    out = Path(tiny_train_overrides["output_dir"])
-    config = tmp_path / "config.yaml"
-    # Far more steps than the test waits for, and no periodic checkpoint before the stop.
-    config.write_text(yaml.safe_dump({**tiny_train_overrides, "max_steps": 5000, "save_steps": 100000,
-                                      "eval_dataset": "", "num_threads": 1}))
+def _train_then_sigterm(config: Path, out: Path) -> None:
+    """Start `tunesmith train CONFIG`, send SIGTERM after step 3, and expect a normal exit."""
     proc = subprocess.Popen([sys.executable, "-m", "tunesmith.cli.main", "train", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
     try:
@@ -41,6 +37,15 @@ def test_sigterm_saves_a_checkpoint_and_stops(tiny_train_overrides: dict, tmp_pa
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, output.decode(errors="replace")[-3000:]
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(tiny_train_overrides: dict, tmp_path: Path) -> None:
+    out = Path(tiny_train_overrides["output_dir"])
+    config = tmp_path / "config.yaml"
+    # Far more steps than the test waits for, and no periodic checkpoint before the stop.
+    config.write_text(yaml.safe_dump({**tiny_train_overrides, "max_steps": 5000, "save_steps": 100000,
+                                      "eval_dataset": "", "num_threads": 1}))
+    _train_then_sigterm(config, out)
     rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     last = max(r["step"] for r in rows)
     assert 3 <= last < 5000
@@ -63,16 +68,7 @@ def test_sigterm_stops_a_preference_stage_with_a_checkpoint(tiny_train_overrides
     config.write_text(yaml.safe_dump({**tiny_train_overrides, "stage": "dpo", "dataset": "toy_pairs",
                                       "eval_dataset": "", "test_dataset": "", "max_steps": 5000,
                                       "save_steps": 100000, "logging_steps": 1, "num_threads": 1}))
-    proc = subprocess.Popen([sys.executable, "-m", "tunesmith.cli.main", "train", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
-    try:
-        _wait_for_step(out / "train_log.jsonl", proc, 3)
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, output.decode(errors="replace")[-3000:]
+    _train_then_sigterm(config, out)
     rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     last = max(r.get("step", 0) for r in rows)
     assert 3 <= last < 5000
