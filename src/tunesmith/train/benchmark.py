@@ -182,12 +182,18 @@ def flops_per_step(config: Any, tokens: int, label_tokens: int, avg_ctx: float) 
     return tokens * (4 * n_body + attn) + label_tokens * 4 * v * d
 
 
-def _run_back_to_back(seq_len: int, steps: int, model_path: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run the baseline to the end, then tunesmith, each in its own process (nothing else running)."""
+def _worker_env() -> dict[str, str]:
+    """The workers' environment: the user's, without the CLI's busy-machine OpenMP guess."""
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("TUNESMITH_BENCH_LOCKSTEP", None)
     if env.pop("TUNESMITH_OMP_AUTO", None):
         env.pop("OMP_WAIT_POLICY", None)
+    return env
+
+
+def _run_back_to_back(seq_len: int, steps: int, model_path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the baseline to the end, then tunesmith, each in its own process (nothing else running)."""
+    env = _worker_env()
+    env.pop("TUNESMITH_BENCH_LOCKSTEP", None)
     results = {}
     for v in ("baseline", "tunesmith"):
         proc = subprocess.run([sys.executable, "-m", "tunesmith.train.benchmark", v, str(seq_len), str(steps),
@@ -205,9 +211,7 @@ def _run_pair(seq_len: int, steps: int, model_path: str) -> tuple[dict[str, Any]
     Each process has its own peak memory; taking turns means whatever else the machine is doing
     slows both the same way, so the ratio stays fair on a busy machine.
     """
-    env = {**os.environ, "TUNESMITH_BENCH_LOCKSTEP": "1", "TOKENIZERS_PARALLELISM": "false"}
-    if env.pop("TUNESMITH_OMP_AUTO", None):  # the CLI's busy-machine guess, not the user's setting
-        env.pop("OMP_WAIT_POLICY", None)
+    env = {**_worker_env(), "TUNESMITH_BENCH_LOCKSTEP": "1"}
     if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
         # The worker that waits for its turn must go quiet at once: OpenMP's default spin-wait would
         # steal the other worker's cores for the first part of its step. A short spin keeps each
