@@ -27,8 +27,6 @@ Examples:
   tunesmith chat --model saves/quickstart-export/gguf/quickstart-q8_0.gguf --system "Answer in one word."
 """
 
-_NO_DATA = "'dataset': no dataset given"
-
 
 def build_inference_config(config: Path | None, overrides: list[str] | None, extra: dict[str, Any]) -> Config:
     """A config for commands that use a model but train nothing (chat, export, serve).
@@ -36,21 +34,8 @@ def build_inference_config(config: Path | None, overrides: list[str] | None, ext
     The training rule 'a dataset is required' does not apply here; every other problem is reported.
     A merged folder written by ``tunesmith export`` brings its template name along.
     """
-    from tunesmith.config.load import parse_overrides
-    from tunesmith.utils.errors import ConfigError
-
     values = {k: v for k, v in extra.items() if v is not None}
-    try:
-        cfg = build(config, overrides, values)
-    except ConfigError as exc:
-        if [p for p in exc.problems if not p.startswith(_NO_DATA)]:
-            raise
-        from tunesmith.cli.common import split_config_and_overrides
-
-        _, items = split_config_and_overrides(config, overrides)
-        stage = {**parse_overrides(items), **values}.get("stage", "sft")
-        cfg = build(config, overrides, {**values, "stage": "pt"})  # pt is the stage that needs no labelled data
-        cfg.finetune.stage = stage
+    cfg = build(config, overrides, values, require_data=False)
     model = Path(cfg.model.model_name_or_path)
     manifest = model / "tunesmith_export.json"
     if cfg.model.template == "auto" and model.is_dir() and manifest.exists():

@@ -30,9 +30,10 @@ def split_config_and_overrides(config: Path | None, overrides: list[str] | None)
     return config, items
 
 
-def build(config: Path | None, overrides: list[str] | None, extra: dict | None = None) -> Config:
+def build(config: Path | None, overrides: list[str] | None, extra: dict | None = None, *,
+          require_data: bool = True) -> Config:
     """Load the config from a YAML and overrides (extra: values set by command flags)."""
     config, items = split_config_and_overrides(config, overrides)
     values = parse_overrides(items)
     values.update({k: v for k, v in (extra or {}).items() if v is not None})
-    return load_config(config, values)
+    return load_config(config, values, require_data=require_data)

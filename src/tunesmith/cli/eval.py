@@ -67,20 +67,12 @@ PredictionsOpt = Annotated[Path | None, typer.Option(
 
 def _build_config(config: str | None, overrides: list[str] | None, *, needs_data: bool) -> Any:
     """The config; --benchmark and --predictions read no dataset, so a config without one is fine."""
-    from tunesmith.utils.errors import ConfigError
-
     items = list(overrides or [])
     if config is not None and "=" in config and not Path(config).exists():
         items.insert(0, config)  # kept as text: a Path would turn "http://host" into "http:/host"
         config = None
     path = Path(config) if config is not None else None
-    try:
-        return build(path, items)
-    except ConfigError as exc:
-        others = [p for p in exc.problems if not p.startswith("'dataset':")]
-        if needs_data or others:
-            raise
-    return build(path, items, extra={"dataset": ["(not read)"]})  # never loaded in these modes
+    return build(path, items, require_data=needs_data)
 
 
 def _metrics_table(cmp: Any, title: str) -> None:

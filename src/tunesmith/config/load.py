@@ -124,11 +124,15 @@ def _validation_problems(exc: ValidationError, where: str = "") -> list[str]:
     return out
 
 
-def check_semantics(cfg: Config) -> list[str]:
-    """Cross-field rules that a single field cannot express."""
+def check_semantics(cfg: Config, *, require_data: bool = True) -> list[str]:
+    """Cross-field rules that a single field cannot express.
+
+    ``require_data=False`` is for commands that use a model but read no training data (chat, export,
+    serve, benchmark scoring).
+    """
     problems: list[str] = []
     f, t, d = cfg.finetune, cfg.train, cfg.data
-    if f.stage != "pt" and not d.dataset and not cfg.stages:
+    if require_data and f.stage != "pt" and not d.dataset and not cfg.stages:
         problems.append("'dataset': no dataset given; set dataset: NAME (from dataset_info.json) or a file path")
     if f.finetuning_type != "lora" and (f.use_dora or f.use_rslora):
         problems.append("'use_dora'/'use_rslora' only apply to finetuning_type: lora")
@@ -146,7 +150,7 @@ def check_semantics(cfg: Config) -> list[str]:
     return problems
 
 
-def build_config(flat: dict[str, Any], *, source: str | None = None) -> Config:
+def build_config(flat: dict[str, Any], *, source: str | None = None, require_data: bool = True) -> Config:
     """Validate a flat dict into a Config, raising one ConfigError with every problem."""
     problems: list[str] = []
     stages = flat.pop("stages", None) or []
@@ -175,13 +179,14 @@ def build_config(flat: dict[str, Any], *, source: str | None = None) -> Config:
     if problems:
         raise ConfigError(problems, source=source)
     cfg = Config(**kwargs, stages=stages, source=source)
-    problems = check_semantics(cfg)
+    problems = check_semantics(cfg, require_data=require_data)
     if problems:
         raise ConfigError(problems, source=source)
     return cfg
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> Config:
+def load_config(path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None, *,
+                require_data: bool = True) -> Config:
     """Defaults < YAML at ``path`` < ``overrides``. Relative dataset_dir is resolved against the YAML."""
     flat: dict[str, Any] = {}
     source = None
@@ -195,7 +200,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict[str,
         candidate = Path(path).parent / str(flat["dataset_dir"])
         if candidate.is_dir():  # relative to the YAML file; otherwise relative to the working directory
             flat["dataset_dir"] = str(candidate)
-    return build_config(flat, source=source)
+    return build_config(flat, source=source, require_data=require_data)
 
 
 def stage_configs(cfg: Config) -> list[Config]:

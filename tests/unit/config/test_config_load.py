@@ -99,3 +99,13 @@ def test_ignored_llamafactory_keys_are_accepted() -> None:
 def test_every_shipped_yaml_loads(path: Path) -> None:
     cfg = load_config(path)
     assert cfg.source == str(path)
+
+
+def test_commands_that_read_no_data_need_no_dataset() -> None:
+    # chat, export, serve and benchmark scoring use a model only; every other rule still applies.
+    cfg = load_config(None, {"stage": "sft", "temperature": 0.5}, require_data=False)
+    assert cfg.data.dataset == [] and cfg.finetune.stage == "sft"
+    with pytest.raises(ConfigError, match="no dataset given"):
+        load_config(None, {"stage": "sft"})
+    with pytest.raises(ConfigError, match="learning_rat"):
+        load_config(None, {"learning_rat": 1e-4}, require_data=False)
