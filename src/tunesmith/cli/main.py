@@ -11,8 +11,10 @@ import sys
 
 # OpenMP threads that spin while waiting collapse throughput when other work runs on the machine,
 # and passive ones slow an idle machine by ~40% (see hardware.openmp_wait_policy). Decided before
-# torch loads; a user's own OMP_WAIT_POLICY (or GOMP_SPINCOUNT) wins.
-if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+# torch loads; a user's own OMP_WAIT_POLICY (or GOMP_SPINCOUNT) wins. Help screens load no torch, so
+# they skip the 0.1 s CPU sample.
+_help_only = len(sys.argv) < 2 or any(a in ("--help", "-h", "--version") for a in sys.argv[1:])
+if not _help_only and "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     from tunesmith.utils.hardware import openmp_wait_policy
 
     if (_policy := openmp_wait_policy()) is not None:
