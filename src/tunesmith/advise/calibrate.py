@@ -111,7 +111,8 @@ def calibration_config(cfg: Config, output_dir: str, steps: int) -> Config:
     flat = cfg.flat()
     flat.pop("stages", None)
     flat.update(output_dir=output_dir, overwrite_output_dir=True, max_steps=steps, logging_steps=1,
-                save_steps=10**9, plot_loss=False, report_summary=False, resume_from_checkpoint=None)
+                save_steps=10**9, plot_loss=False, report_summary=False, resume_from_checkpoint=None,
+                torch_compile=False)  # eager speed; the estimate adds compiling separately
     return build_config(flat, source=cfg.source)
 
 

@@ -273,6 +273,13 @@ class TrainArgs(_Group):
         "length-grouped batches. Turn off only to compare against the standard path.",
         "使用 tunesmith 的快速路径（只在有标签的位置计算输出层、分块计算，按长度分组）。仅在对比时关闭。",
     )
+    torch_compile: bool | None = _f(
+        None,
+        "Compile the decoder layers with torch.compile (fuses small ops; ~25% faster steps here, but "
+        "~40 s to compile the first time, ~8 s once cached). Default: on when the run is long enough.",
+        "用 torch.compile 编译解码层（融合小算子；本机每步快约 25%，但首次编译约 40 秒，缓存后约 8 秒）。"
+        "默认：训练量足够大时自动开启。",
+    )
     num_threads: int | None = _f(None, "CPU threads for torch (default: all usable cores).",
                                  "torch 使用的 CPU 线程数（默认：全部可用核心）。", ge=1)
     report_summary: bool = _f(True, "After training, score base vs tuned on the held-out split.",

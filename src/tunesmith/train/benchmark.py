@@ -10,7 +10,10 @@ turns step by step (so load from anything else on the machine hits both alike), 
   batches padded to their longest row by ``DataCollatorForSeq2Seq`` (what a careful user of those
   libraries gets with their defaults);
 - tunesmith: ``TunesmithTrainer`` with its defaults (bf16 where supported, loss only at labelled
-  positions in chunks, padding removed by length buckets).
+  positions in chunks, padding removed by packing) and, unless ``compile=False``, the decoder layers
+  compiled as ``torch_compile: auto`` does for a long run. The benchmark measures steady-state
+  speed; compiling is a one-time cost that lands in the first step, which is excluded for both
+  variants as warm-up and reported separately (``first_step_s``).
 
 Same batch size, sequence lengths, LoRA settings (r=8, alpha=16, all linear layers, dropout 0),
 learning rate, seed and thread count. Trained tokens are the non-padding tokens of each batch.
@@ -102,7 +105,7 @@ class _StepTimer:
         self.callback = CB()
 
 
-def run_worker(variant: str, seq_len: int, steps: int, model_path: str) -> dict[str, Any]:
+def run_worker(variant: str, seq_len: int, steps: int, model_path: str, compile: bool = True) -> dict[str, Any]:
     """Train ``steps`` optimizer steps with one variant; returns timings, losses and peak RSS."""
     import torch
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
@@ -111,6 +114,7 @@ def run_worker(variant: str, seq_len: int, steps: int, model_path: str) -> dict[
     from tunesmith.model.adapters import apply_finetuning
     from tunesmith.model.load import load_model, load_tokenizer
     from tunesmith.train.collate import PadCollator
+    from tunesmith.train.compile import compile_decoder_layers, compiler_available
     from tunesmith.train.runner import TunesmithTrainer, to_dataset
     from tunesmith.utils.hardware import bf16_available, peak_rss_mb, physical_cores, release_memory
 
@@ -127,6 +131,7 @@ def run_worker(variant: str, seq_len: int, steps: int, model_path: str) -> dict[
     model = load_model(model_path, dtype=torch.bfloat16 if bf16 else torch.float32)
     model.config.use_cache = False
     model = apply_finetuning(model, FinetuneArgs(lora_rank=8, lora_alpha=16, lora_dropout=0.0))
+    compiled = fast and compile and compiler_available() and compile_decoder_layers(model) > 0
     timer = _StepTimer()
     args = TrainingArguments(
         output_dir=os.path.join(os.environ.get("TMPDIR", "/tmp"), f"tunesmith-bench-{variant}-{seq_len}"),
@@ -138,7 +143,7 @@ def run_worker(variant: str, seq_len: int, steps: int, model_path: str) -> dict[
     common = dict(model=model, args=args, train_dataset=to_dataset(rows), callbacks=[timer.callback])
     if fast:
         trainer: Any = TunesmithTrainer(**common, data_collator=PadCollator(pad_id), fast_path=True,
-                                        bf16=bf16)
+                                        bf16=bf16, compiled=compiled)
     else:
         collator = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
         trainer = Trainer(**common, data_collator=lambda feats: collator(
@@ -148,7 +153,8 @@ def run_worker(variant: str, seq_len: int, steps: int, model_path: str) -> dict[
     labels = [sum(sum(1 for x in r["labels"][1:] if x != -100) for r in rows[i * BATCH:(i + 1) * BATCH])
               for i in range(steps)]
     return {"variant": variant, "seq_len": seq_len, "step_times": timer.times, "losses": timer.losses,
-            "tokens": tokens, "label_tokens": labels, "peak_rss_mb": peak_rss_mb(), "bf16": bf16}
+            "tokens": tokens, "label_tokens": labels, "peak_rss_mb": peak_rss_mb(), "bf16": bf16,
+            "compiled": compiled}
 
 
 def measure_matmul_gflops(seconds: float = 2.0) -> float:
@@ -190,14 +196,15 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
-def _run_back_to_back(seq_len: int, steps: int, model_path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _run_back_to_back(seq_len: int, steps: int, model_path: str, mode: str,
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the baseline to the end, then tunesmith, each in its own process (nothing else running)."""
     env = _worker_env()
     env.pop("TUNESMITH_BENCH_LOCKSTEP", None)
     results = {}
     for v in ("baseline", "tunesmith"):
         proc = subprocess.run([sys.executable, "-m", "tunesmith.train.benchmark", v, str(seq_len), str(steps),
-                               model_path], capture_output=True, text=True, env=env)
+                               model_path, mode], capture_output=True, text=True, env=env)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if proc.returncode != 0 or line is None:
             raise RuntimeError(f"benchmark worker {v}/{seq_len} stopped:\n{proc.stderr[-3000:]}")
@@ -205,7 +212,7 @@ def _run_back_to_back(seq_len: int, steps: int, model_path: str) -> tuple[dict[s
     return results["baseline"], results["tunesmith"]
 
 
-def _run_pair(seq_len: int, steps: int, model_path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _run_pair(seq_len: int, steps: int, model_path: str, mode: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run baseline and tunesmith in two processes that take turns, one optimizer step each.
 
     Each process has its own peak memory; taking turns means whatever else the machine is doing
@@ -222,7 +229,7 @@ def _run_pair(seq_len: int, steps: int, model_path: str) -> tuple[dict[str, Any]
     logs = {v: tempfile.TemporaryFile(mode="w+") for v in ("baseline", "tunesmith")}
     procs = {
         v: subprocess.Popen([sys.executable, "-m", "tunesmith.train.benchmark", v, str(seq_len), str(steps),
-                             model_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logs[v],
+                             model_path, mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logs[v],
                             text=True, env=env)
         for v in ("baseline", "tunesmith")
     }
@@ -284,11 +291,13 @@ def summarize(base: dict[str, Any], ours: dict[str, Any], config: Any, gflops: f
         "losses": [round(x, 4) for x in ours["losses"]],
         "achieved_gflops": round(achieved, 1),
         "roofline_fraction": round(achieved / gflops, 3) if gflops else None,
+        "baseline_first_step_s": round(base["step_times"][0], 2), "first_step_s": round(ours["step_times"][0], 2),
+        "compiled": bool(ours.get("compiled")),
     }
 
 
 def bench_train(model_path: str, shapes: tuple[int, ...] = SHAPES, steps: int = 6,
-                log: Any = print, back_to_back: bool = False) -> dict[str, Any]:
+                log: Any = print, back_to_back: bool = False, compile: bool = True) -> dict[str, Any]:
     """Run baseline and tunesmith for each shape; returns the JSON the CLI prints and saves."""
     from transformers import AutoConfig
 
@@ -297,9 +306,12 @@ def bench_train(model_path: str, shapes: tuple[int, ...] = SHAPES, steps: int = 
     log(f"measured matmul throughput: {gflops:.0f} GFLOP/s")
     results = []
     for seq_len in shapes:
-        base, ours = (_run_back_to_back if back_to_back else _run_pair)(seq_len, steps, model_path)
+        run = _run_back_to_back if back_to_back else _run_pair
+        base, ours = run(seq_len, steps, model_path, "compile" if compile else "eager")
         log(f"  seq {seq_len}: baseline {sum(base['step_times'][1:]):.0f}s, "
-            f"tunesmith {sum(ours['step_times'][1:]):.0f}s for {steps - 1} timed steps")
+            f"tunesmith {sum(ours['step_times'][1:]):.0f}s for {steps - 1} timed steps "
+            f"(first step: {base['step_times'][0]:.1f}s vs {ours['step_times'][0]:.1f}s"
+            f"{', compiling' if ours.get('compiled') else ''})")
         results.append(summarize(base, ours, config, gflops))
     fractions = [r["roofline_fraction"] for r in results if r["roofline_fraction"] is not None]
     mode = "back-to-back" if back_to_back else "lockstep"
@@ -354,7 +366,8 @@ def bench_generate(model_path: str, n_prompts: int = 64, max_new_tokens: int = 3
             "baseline_seconds": round(base_s, 1), "seconds": round(fast_s, 1)}
 
 
-if __name__ == "__main__":  # worker: python -m tunesmith.train.benchmark VARIANT SEQ_LEN STEPS MODEL_PATH
+if __name__ == "__main__":  # worker: python -m tunesmith.train.benchmark VARIANT SEQ_LEN STEPS MODEL_PATH [eager]
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    res = run_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    res = run_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4],
+                     compile=sys.argv[5:6] != ["eager"])
     print("RESULT " + json.dumps(res), flush=True)

@@ -11,8 +11,10 @@ from tunesmith.train.benchmark import bench_train, flops_per_step
 
 @pytest.mark.parametrize("back_to_back", [False, True])
 def test_bench_train_reports_every_figure(tiny_model_dir: Path, back_to_back: bool) -> None:
-    result = bench_train(str(tiny_model_dir), shapes=(24,), steps=3, log=lambda m: None, back_to_back=back_to_back)
+    result = bench_train(str(tiny_model_dir), shapes=(24,), steps=3, log=lambda m: None, back_to_back=back_to_back,
+                         compile=False)  # compiling is tested in test_compile.py
     assert result["mode"] == ("back-to-back" if back_to_back else "lockstep")
+    assert result["shapes"][0]["compiled"] is False and result["shapes"][0]["first_step_s"] > 0
     (shape,) = result["shapes"]
     for key in ("seq_len", "baseline_tokens_per_s", "tokens_per_s", "speedup", "baseline_peak_rss_mb",
                 "peak_rss_mb", "memory_ratio", "max_loss_diff"):

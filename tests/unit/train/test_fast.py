@@ -37,17 +37,21 @@ def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("softcap", [None, 30.0])
-def test_loss_and_gradients_match_the_models_own_on_a_padded_batch(softcap: float | None) -> None:
+@pytest.mark.parametrize("softcap", [None, 30.0, 0.5])  # 0.5: tanh far from linear
+@pytest.mark.parametrize("block", [None, 10])  # one vocabulary block, or ten with a narrower last one
+@pytest.mark.parametrize("head_trains", [True, False])  # two-pass buffered path / online path (LoRA)
+def test_loss_and_gradients_match_the_models_own_on_a_padded_batch(softcap: float | None, block: int | None,
+                                                                  head_trains: bool) -> None:
     # Lengths differ (packing and padding both matter) and exceed the sliding window of 8.
     model = _model(softcap)
+    model.get_output_embeddings().weight.requires_grad_(head_trains)
     batch = PadCollator(pad_token_id=0)(_rows([5, 23, 12, 17], 97))
     assert "attention_mask" in batch
     ref = model(**batch).loss
     ref.backward()
     ref_grads = _grads(model)
     model.zero_grad()
-    ours, n = fast.fast_causal_lm_loss(model, batch, chunk=7)  # several chunks, one partial
+    ours, n = fast.fast_causal_lm_loss(model, batch, chunk=7, block=block)  # several chunks, one partial
     ours.backward()
     assert n == int((batch["labels"][:, 1:] != -100).sum())
     assert abs(ours.item() - ref.item()) < 1e-5
