@@ -175,27 +175,37 @@ def _write_stages(path: Path | None, cfg: Any, cli_values: dict[str, Any], per_s
 def _machine(cfg: Any, shape: Any, w: Any, steps: int) -> dict[str, Any]:
     """Calibrate on this machine and predict the full run."""
     import psutil
+    from transformers import AutoConfig
 
     from tunesmith.advise.calibrate import calibrate
     from tunesmith.advise.estimate import peak_memory
+    from tunesmith.train.compile import COMPILED_TIME_SHARE, compile_seconds, decide
+    from tunesmith.train.resolve import resolve_base
     from tunesmith.utils.console import status
 
     baseline = psutil.Process().memory_info().rss
     with status(f"Calibrating: the real run's first {steps} training steps"):
         cal = calibrate(cfg, steps=steps)
     modeled = peak_memory(shape, w, bf16=cal.bf16, overhead_bytes=baseline, host=True)
-    train_s = cal.train_seconds(w)
+    train_s = cal.train_seconds(w)  # calibrated eager; a long run also compiles, as train would decide
+    model_config = AutoConfig.from_pretrained(resolve_base(cfg)[0])
+    on, why = decide(cfg.train.torch_compile, model_config, trained_tokens=w.tokens, fast_path=cfg.train.fast_path,
+                     gradient_checkpointing=cfg.train.gradient_checkpointing)
+    if on:
+        train_s = train_s * COMPILED_TIME_SHARE + compile_seconds(model_config)
     console.print(
         f"[bold]This machine[/bold] ({cal.cores} cores, {'bf16' if cal.bf16 else 'fp32'}): training ≈ "
         f"[bold]{human_seconds(train_s)}[/bold] ({w.steps} steps, {w.n_evals} evaluations; measured "
         f"{cal.tokens_per_s:.0f} tokens/s over {cal.steps_timed} steps after the first), plus ~"
         f"{human_seconds(cal.load_s)} to load the model. Peak memory ≈ [bold]{human_bytes(cal.peak_rss_mb * 2**20)}"
         f"[/bold] measured (model: {human_bytes(modeled.total)})."
+        + (f" Includes torch.compile ({why})." if on else "")
     )
     if cal.load_average > 1.5 * cal.cores:
         console.print(f"[yellow]The machine was busy during calibration (load {cal.load_average:.1f} on "
                       f"{cal.cores} cores): the time is what a run would take under that load.[/yellow]")
-    return {"calibration": cal.to_dict(), "train_seconds": train_s, "modeled_memory_gb": modeled.to_dict()}
+    return {"calibration": cal.to_dict(), "train_seconds": train_s, "modeled_memory_gb": modeled.to_dict(),
+            "torch_compile": on}
 
 
 def _gpu_table(shape: Any, w: Any, devices: dict[str, Any], cpu_seconds: float | None) -> list[dict[str, Any]]:

@@ -240,7 +240,7 @@ def planned_tokens(rows: list[dict[str, Any]], args: TrainingArguments) -> int:
 
 
 def _maybe_compile(cfg: Config, model: Any, rows: list[dict[str, Any]], args: TrainingArguments) -> bool:
-    on, why = decide(cfg.train.torch_compile, model, trained_tokens=planned_tokens(rows, args),
+    on, why = decide(cfg.train.torch_compile, model.config, trained_tokens=planned_tokens(rows, args),
                      fast_path=cfg.train.fast_path and supports_fast_loss(model),
                      gradient_checkpointing=cfg.train.gradient_checkpointing)
     if on and compile_decoder_layers(model):

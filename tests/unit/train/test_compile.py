@@ -24,7 +24,7 @@ def model(tiny_model_dir: Path) -> torch.nn.Module:
 
 def _decide(model: torch.nn.Module, setting: bool | None = None, tokens: int = 10**6, **kw: bool) -> bool:
     args = {"fast_path": True, "gradient_checkpointing": False, **kw}
-    return tc.decide(setting, model, trained_tokens=tokens, **args)[0]
+    return tc.decide(setting, model.config, trained_tokens=tokens, **args)[0]
 
 
 def test_auto_compiles_only_runs_that_pay_for_it(model: torch.nn.Module, tmp_path: Path,
@@ -45,7 +45,7 @@ def test_without_a_compiler_it_says_so(model: torch.nn.Module, monkeypatch: pyte
     monkeypatch.setattr(tc, "compiler_available", lambda: False)
     if torch.cuda.is_available():
         pytest.skip("GPU compiles with Triton")
-    on, why = tc.decide(True, model, trained_tokens=10**9, fast_path=True, gradient_checkpointing=False)
+    on, why = tc.decide(True, model.config, trained_tokens=10**9, fast_path=True, gradient_checkpointing=False)
     assert not on and "compiler" in why
 
 
