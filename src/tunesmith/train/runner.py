@@ -246,7 +246,8 @@ def _maybe_compile(cfg: Config, model: Any, rows: list[dict[str, Any]], args: Tr
     if on and compile_decoder_layers(model):
         console.print(f"torch.compile: on ({why}); the first step includes compiling")
         return True
-    console.print(f"[dim]torch.compile: off ({why})[/dim]")
+    if cfg.train.torch_compile is not False:  # an explicit false needs no explanation
+        console.print(f"[dim]torch.compile: off ({why})[/dim]")
     return False
 
 
