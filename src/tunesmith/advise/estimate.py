@@ -16,8 +16,9 @@ Memory (bytes), at the longest batch (batch size x longest row):
 - activations per token per layer: 8h + 3 q_dim + 3 kv_dim + 4 ffn values (norm inputs and outputs,
   q/k/v, attention output, gate/up/activation), 2 bytes each in bf16 and 4 in fp32; with gradient
   checkpointing only each layer's input (h values) plus one layer recomputed
-- logits: fast path one chunk of 128 rows x V in fp32 (twice: logits and their gradient); standard
-  path batch x length x V x 10 bytes (bf16 logits, fp32 copy, gradient)
+- logits: fast path with a frozen output layer (LoRA, freeze): no logits, one vocabulary block of
+  2^21 values in bf16 + fp32 (the online loss); full tuning: one chunk of 256 rows x V in bf16 + fp32;
+  standard path batch x length x V x 10 bytes (bf16 logits, fp32 copy, gradient)
 - overhead: the device's context (CUDA) or the process's baseline (CPU)
 - on the CPU the peak may instead come while loading: baseline + the mapped checkpoint file + the
   converted weights
@@ -37,7 +38,8 @@ from tunesmith.advise.profile import DataProfile, default_eval_steps, steps_per_
 from tunesmith.utils.errors import ConfigError
 
 GPUS_FILE = Path(__file__).with_name("gpus.yaml")
-FAST_CHUNK = 128
+FAST_CHUNK = 256  # rows per chunk of the buffered fast loss (train/fast.py DEFAULT_CHUNK)
+ONLINE_BLOCK_VALUES = 1 << 21  # the online loss's vocabulary block (train/fast.py BLOCK_ELEMENTS)
 GB = 1024**3
 
 
@@ -233,9 +235,11 @@ def peak_memory(shape: ModelShape, w: Workload, *, bf16: bool, overhead_bytes: f
         activations = shape.layers * shape.hidden * 4 * tokens + per_layer
     else:
         activations = shape.layers * per_layer
-    if w.fast_path:
-        rows = min(FAST_CHUNK, max(1, round(tokens * w.loss_share)))
-        logits = 2 * rows * shape.vocab * 4
+    rows = min(FAST_CHUNK, max(1, round(tokens * w.loss_share)))
+    if w.fast_path and w.finetuning_type != "full":
+        logits = min(ONLINE_BLOCK_VALUES, rows * shape.vocab) * 6  # one vocabulary block, bf16 + fp32
+    elif w.fast_path:
+        logits = rows * shape.vocab * 6
     else:
         logits = tokens * shape.vocab * 10
     loading = overhead_bytes + shape.checkpoint_bytes + weights if host else 0.0

@@ -64,7 +64,7 @@ def _flat_buffer(name: str, numel: int, dtype: torch.dtype, device: torch.device
     buf = _workspace.get(key)
     if buf is None or buf.numel() < numel or buf.is_inference() != torch.is_inference_mode_enabled():
         _workspace.pop(key, None)
-        buf = _workspace[key] = torch.empty(max(numel, BLOCK_ELEMENTS), dtype=dtype, device=device)
+        buf = _workspace[key] = torch.empty(numel, dtype=dtype, device=device)
     return buf
 
 
@@ -151,10 +151,12 @@ def _online(h: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, chunk: 
     rows = min(chunk, h.shape[0])
     size = block or max(MIN_BLOCK, min(MAX_BLOCK, BLOCK_ELEMENTS // rows))
     size = min(size, vocab)
-    # Flat buffers viewed as (rows, columns) so the last, narrower block is contiguous too.
-    z_buf = _flat_buffer("block", rows * size, h.dtype, h.device)
-    f_buf = _flat_buffer("block32", rows * size, torch.float32, h.device)
-    t_buf = _flat_buffer("tanh", rows * size, torch.float32, h.device) if softcap else None
+    # Flat buffers viewed as (rows, columns) so the last, narrower block is contiguous too. They only
+    # grow (to at most ~BLOCK_ELEMENTS for chunks up to 512 rows), so few steps reallocate.
+    numel = rows * size
+    z_buf = _flat_buffer("block", numel, h.dtype, h.device)
+    f_buf = _flat_buffer("block32", numel, torch.float32, h.device)
+    t_buf = _flat_buffer("tanh", numel, torch.float32, h.device) if softcap else None
     for start in range(0, h.shape[0], chunk):
         hc, yc = h[start:start + chunk], target[start:start + chunk]
         n = hc.shape[0]
