@@ -42,30 +42,25 @@ PACK_ATTENTION_SHARE = 0.5  # pack rows until attention over the packed row cost
 _workspace: dict[tuple, torch.Tensor] = {}
 
 
-def _buffer(name: str, rows: int, cols: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A logits-sized buffer reused across chunks and steps.
+def _flat_buffer(name: str, numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A 1-D buffer of at least ``numel`` elements, reused across chunks and steps (it only grows).
 
     A fresh 100-400 MB tensor per chunk costs more in page faults than the arithmetic on it does
     (measured: 33 ms to allocate-and-fill vs 9 ms to fill a reused one, per 128 x 262k chunk).
     """
-    key = (name, cols, dtype, device)
+    key = (name, dtype, device)
     buf = _workspace.get(key)
     # A buffer made under inference_mode (evaluation) cannot be written outside it (training), and
     # the other way round: make a new one when the mode changed.
-    if buf is None or buf.shape[0] < rows or buf.is_inference() != torch.is_inference_mode_enabled():
-        _workspace.pop(key, None)
-        buf = _workspace[key] = torch.empty((rows, cols), dtype=dtype, device=device)
-    return buf[:rows]
-
-
-def _flat_buffer(name: str, numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A reused 1-D buffer of at least ``numel`` elements (viewed as blocks of any width)."""
-    key = (name, "flat", dtype, device)
-    buf = _workspace.get(key)
     if buf is None or buf.numel() < numel or buf.is_inference() != torch.is_inference_mode_enabled():
         _workspace.pop(key, None)
         buf = _workspace[key] = torch.empty(numel, dtype=dtype, device=device)
     return buf
+
+
+def _buffer(name: str, rows: int, cols: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A reused (rows, cols) buffer: the flat buffer of that width, viewed as a matrix."""
+    return _flat_buffer(f"{name}/{cols}", rows * cols, dtype, device)[:rows * cols].view(rows, cols)
 
 
 def release_workspace() -> None:
