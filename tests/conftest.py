@@ -201,3 +201,32 @@ def tiny_gguf_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.generation_config.eos_token_id = [1, 5]
     model.save_pretrained(path, safe_serialization=True)
     return path
+
+
+class CliRun:
+    """What a user sees from one ``tunesmith`` command: exit code, stdout, and stderr with rich's panel
+    borders removed and white space collapsed (so a wrapped message still matches)."""
+
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+        self.err_text = " ".join(err.replace("│", " ").replace("╭", " ").replace("╰", " ").replace("─", " ").split())
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - a callable
+    """Run ``tunesmith ARGS`` through the real entry point (``cli.main.main``) in this process, so the
+    error handling a user meets (one block on stderr, exit code 2, no traceback) is what is tested."""
+    from tunesmith.cli.main import main
+
+    def run(*args: str) -> CliRun:
+        monkeypatch.setattr("sys.argv", ["tunesmith", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return CliRun(code, captured.out, captured.err)
+
+    return run

@@ -59,11 +59,12 @@ def test_data_split_is_deterministic(tmp_path: Path, alpaca_rows: list[dict]) ->
     assert parts[0].read_text() == first
 
 
-def test_data_split_refuses_bad_data_and_writes_nothing(tmp_path: Path) -> None:
+def test_data_split_refuses_bad_data_and_writes_nothing(tmp_path: Path, cli) -> None:  # noqa: ANN001
     src = tmp_path / "bad.jsonl"
     src.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "a", "output": ""}\n')
-    result = runner.invoke(app, ["data", "split", str(src)])
-    assert result.exit_code != 0
+    result = cli("data", "split", str(src))
+    assert result.code == 2 and "Traceback" not in result.err
+    assert "bad.jsonl:2: field 'output' is empty" in result.err_text, result.err
     assert not list(tmp_path.glob("bad.*.jsonl"))
 
 

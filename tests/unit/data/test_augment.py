@@ -132,7 +132,7 @@ def test_broken_cache_file_is_a_clear_error(tmp_path: Path) -> None:
         ParaphraseCache(path)
 
 
-def test_augment_command_keeps_originals_and_the_input_shape(tmp_path: Path) -> None:
+def test_augment_command_keeps_originals_and_the_input_shape(tmp_path: Path, cli) -> None:  # noqa: ANN001
     from typer.testing import CliRunner
 
     from tunesmith.cli.main import app
@@ -148,5 +148,6 @@ def test_augment_command_keeps_originals_and_the_input_shape(tmp_path: Path) -> 
     assert out[:4] == rows, "originals first, unchanged"
     assert all(set(r) <= {"instruction", "input", "output", "system", "history"} for r in out), "alpaca shape kept"
     assert len(out) == 4 + 4 + 4 + 4 + 8  # system copies, paraphrases, reverse, judge (1 right + 1 wrong each)
-    nothing = CliRunner().invoke(app, ["data", "augment", str(src)])
-    assert nothing.exit_code != 0
+    nothing = cli("data", "augment", str(src))
+    assert nothing.code == 2 and "Traceback" not in nothing.err
+    assert "nothing to do: choose --reverse, --judge, --system TEXT and/or --paraphrase" in nothing.err_text

@@ -98,7 +98,7 @@ def test_unknown_target_is_refused(tmp_path: Path) -> None:
         convert_examples(_examples(tmp_path, SFT), "jsonl")
 
 
-def test_convert_command(tmp_path: Path) -> None:
+def test_convert_command(tmp_path: Path, cli) -> None:  # noqa: ANN001
     from typer.testing import CliRunner
 
     from tunesmith.cli.main import app
@@ -109,5 +109,8 @@ def test_convert_command(tmp_path: Path) -> None:
     result = runner.invoke(app, ["data", "convert", str(src), "--to", "kto", "--out", str(tmp_path / "k.jsonl")])
     assert result.exit_code == 0, result.output
     assert len((tmp_path / "k.jsonl").read_text(encoding="utf-8").splitlines()) == 4
-    refused = runner.invoke(app, ["data", "convert", str(tmp_path / "k.jsonl"), "--to", "nonsense"])
-    assert refused.exit_code != 0
+    refused = cli("data", "convert", str(tmp_path / "k.jsonl"), "--to", "nonsense")
+    assert refused.code == 2 and "Traceback" not in refused.err
+    assert "unknown target shape 'nonsense'" in refused.err_text, refused.err
+    assert "use one of alpaca, sharegpt, messages, preference, preference-qa, kto" in refused.err_text
+    assert not list(tmp_path.glob("k.nonsense*"))

@@ -170,7 +170,7 @@ def test_compare_cli_writes_reports_for_every_model(eval_overrides: dict, tiny_r
     assert "THAN BASE" in result.output or "NO GAIN" in result.output
 
 
-def test_predictions_file_is_scored_without_a_model(tmp_path: Path) -> None:
+def test_predictions_file_is_scored_without_a_model(tmp_path: Path, cli) -> None:  # noqa: ANN001
     path = tmp_path / "generated_predictions.jsonl"
     rows = [{"prompt": "p", "label": "数学", "predict": "数学"},
             {"prompt": "q", "label": "the cat", "predict": "a dog"}]
@@ -181,5 +181,7 @@ def test_predictions_file_is_scored_without_a_model(tmp_path: Path) -> None:
     assert metrics["exact_match"] == 50.0 and metrics["rouge-l"] == 50.0 and "perplexity" not in metrics
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "p"}\n')
-    result = runner.invoke(app, ["eval", "--predictions", str(bad)])
-    assert result.exit_code != 0
+    refused = cli("eval", "--predictions", str(bad))
+    assert refused.code == 2 and "Traceback" not in refused.err
+    assert "bad.jsonl:1: needs string fields 'prediction' and 'reference'" in refused.err_text
+    assert not (tmp_path / "bad.metrics.json").exists()

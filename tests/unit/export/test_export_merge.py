@@ -109,18 +109,16 @@ def test_check_only_passes_then_catches_tampering(exported) -> None:  # noqa: AN
 
 def test_failed_export_is_not_left_as_the_export(tiny_model_dir: Path, tiny_adapters: dict[str, Path],
                                                  tmp_path: Path) -> None:
-    # An impossible agreement bar for the int8 copy makes the check fail; nothing lands at export_dir.
+    # Demanding 100% token agreement from the int8 copy makes the check fail: on this tiny random model
+    # int8 flips near-tied next tokens (2 of the 24 checked here, 91.7% agreement). Nothing lands at export_dir.
     out = tmp_path / "strict"
-    cfg = _cfg(tiny_model_dir, tiny_adapters["beta"], out, export_quantization="int8", export_min_agreement=1.0,
-               export_check_samples=1)
-    try:
-        result = run_export(cfg)
-    except ExportCheckError as exc:
-        assert not out.exists()
-        assert (tmp_path / "strict.failed" / "tunesmith_export.json").exists()
-        assert "int8" in str(exc)
-    else:  # int8 happened to agree on every token: the export must then be complete
-        assert result.passed and (out / "int8" / "config.json").exists()
+    cfg = _cfg(tiny_model_dir, tiny_adapters["beta"], out, export_quantization="int8", export_min_agreement=1.0)
+    with pytest.raises(ExportCheckError, match=r"int8 \(int8\): token agreement .* is below 100%") as info:
+        run_export(cfg)
+    assert not out.exists() and not (tmp_path / ".strict.partial").exists()
+    manifest = json.loads((tmp_path / "strict.failed" / "tunesmith_export.json").read_text())
+    assert [c["passed"] for c in manifest["checks"]] == [True, False], "merged passed, int8 failed"
+    assert "strict.failed" in str(info.value)
 
 
 def test_int8_export_loads_back_quantized(tiny_model_dir: Path, tiny_adapters: dict[str, Path],
