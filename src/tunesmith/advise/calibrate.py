@@ -1,15 +1,13 @@
 """Measure this machine: a few real training steps on the user's data.
 
 The calibration goes through the real training path (the same tokenization, model preparation,
-Trainer subclass, fast loss, precision and batch sampler as ``tunesmith train``) with the config's
-batch size, accumulation, cutoff_len, finetuning type and gradient checkpointing, for a few steps in
-a temporary output_dir. It trains on the whole training set (up to ``MAX_ROWS`` rows) and stops after
-a few steps, so the length-grouped sampler draws exactly the batches the real run starts with: a
-random sample would batch rows of mixed lengths, which the fast path splits into more, smaller
-forward passes, and measure a step about twice as slow as the real one. The first step (warm-up,
-and the longest batch, which the sampler always puts first) gives the peak memory; the steps after
-it give the time per step and per token, fitted as ``seconds = a + b x tokens``. One evaluation pass
-on a validation sample gives the time per evaluated token.
+Trainer subclass, fast loss, precision and packing as ``tunesmith train``) with the config's batch
+size, accumulation, cutoff_len, finetuning type and gradient checkpointing, for a few steps in a
+temporary output_dir. The real run draws random batches; the calibration takes its first batch from
+the longest rows (it decides peak memory, an upper bound for any batch of the run) and the rest in a
+seeded random order, so the timed steps see batches of mixed lengths as the real run does. The steps
+after the first give the time per step and per token, fitted as ``seconds = a + b x tokens``. One
+evaluation pass on a validation sample gives the time per evaluated token.
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ from tunesmith.train.runner import build_trainer, load_for_training, set_threads
 from tunesmith.utils.errors import ConfigError
 from tunesmith.utils.hardware import peak_rss_mb, physical_cores
 
-MAX_ROWS = 20_000  # enough for the sampler to batch like the full run (megabatches of 50 batches)
+MAX_ROWS = 20_000  # rows the calibration draws its batches from
 
 
 @dataclass
@@ -79,14 +77,13 @@ class _StepClock(TrainerCallback):
         self.marks.append((time.perf_counter(), self.logger.tokens))
 
 
-def _sample(rows: list[dict], n: int, seed: int) -> list[dict]:
-    """The longest row (it decides peak memory) plus a random sample of the rest."""
-    if len(rows) <= n:
-        return list(rows)
-    longest = max(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
-    rest = [i for i in range(len(rows)) if i != longest]
-    picked = [longest] + random.Random(seed).sample(rest, n - 1)
-    return [rows[i] for i in sorted(picked)]
+def _sample(rows: list[dict], n: int, seed: int, first_batch: int) -> list[dict]:
+    """The ``first_batch`` longest rows first (the peak-memory batch), then a seeded random order of
+    the others, at most ``n`` rows in all; read in this order by a sequential sampler."""
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]), reverse=True)
+    head, rest = order[:first_batch], order[first_batch:]
+    random.Random(seed).shuffle(rest)
+    return [rows[i] for i in (head + rest)[:n]]
 
 
 def _fit(marks: list[tuple[float, int]]) -> tuple[float, float, float]:
@@ -128,7 +125,8 @@ def calibrate(cfg: Config, *, steps: int = 8, seed: int = 0) -> Calibration:
     tokenizer = load_tokenizer(model_path, trust_remote_code=cfg.model.trust_remote_code)
     template = resolve_template(cfg, model_path, tokenizer)
     rows, _ = encode_sft_rows(splits.train, template, tokenizer, cfg)  # type: ignore[arg-type]
-    sample = _sample(rows, MAX_ROWS, seed)  # all rows (the real run's batches) unless the data is huge
+    per_step = cfg.train.per_device_train_batch_size * cfg.train.gradient_accumulation_steps
+    sample = _sample(rows, MAX_ROWS, seed, per_step)
     # Evaluation reads the validation set in file order: time its first few batches as they are.
     eval_rows = 4 * cfg.train.per_device_eval_batch_size
     val_rows = encode_sft_rows(splits.val, template, tokenizer, cfg)[0][:eval_rows] if splits.val else []
@@ -137,7 +135,7 @@ def calibrate(cfg: Config, *, steps: int = 8, seed: int = 0) -> Calibration:
         t0 = time.perf_counter()
         model = load_for_training(run_cfg, model_path, adapter_path=adapter_path)
         load_s = time.perf_counter() - t0
-        trainer, logger = build_trainer(run_cfg, model, tokenizer, sample, [])
+        trainer, logger = build_trainer(run_cfg, model, tokenizer, sample, [], sampling="sequential")
         clock = _StepClock(logger)
         trainer.add_callback(clock)
         for quiet in (PrinterCallback, ProgressCallback):  # the calibration prints its own summary

@@ -3,6 +3,10 @@
 The notes judge a fine-tune by its loss curve:
 
 - **rising** (or never coming down): not converging; lower the learning rate or check the data.
+- **spike**: one logged loss several times the ones before it, or close to ln(vocabulary) (the model
+  predicting almost uniformly, or confidently wrong) after the loss had come down. The end of the
+  curve can look healthy while the spike cost the run what it had learnt (a 10-14 nat spike on a
+  270M model cut one epoch's held-out exact match from ~97% to 88%).
 - **overfit_eval**: eval loss rising while train loss falls; over-fitting.
 - **overfit_early**: perplexity near 1 and loss near 0 by a third of training; over-fitting, cut the
   epochs to about a third.
@@ -33,11 +37,17 @@ TAIL_SHARE = 0.2  # the last 20% of steps is "the end" of the curve
 STILL_FALLING_SHARE = 0.05  # the end still holds >5% of the whole fall
 NEVER_FELL = 0.98  # end/start above this: the loss did not come down
 REBOUND_SHARE = 0.5  # climbed back more than half of what it had fallen
+SPIKE_RATIO = 3.0  # a logged loss over 3x the median of the points before it ...
+SPIKE_MIN_RISE = 1.0  # ... and at least 1 nat above it (noise on a near-zero loss is not a spike)
+SPIKE_LOOKBACK = 5  # points the baseline median is taken over
+NEAR_UNIFORM = 0.7  # a loss above 70% of ln(vocabulary) once it had fallen below half of it
 EVAL_RISE = 0.10  # eval loss >10% above its minimum (and >0.02 absolute)
 
-SEVERITY = {"rising": 0, "overfit_eval": 1, "overfit_early": 2, "still_falling": 3, "healthy": 4, "too_short": 5}
+SEVERITY = {"rising": 0, "spike": 1, "overfit_eval": 2, "overfit_early": 3, "still_falling": 4, "healthy": 5,
+            "too_short": 6}
 TITLES = {
     "rising": "Not converging: the loss is rising",
+    "spike": "Loss spike: the loss jumped far above its recent values",
     "overfit_eval": "Over-fitting: eval loss rises while train loss falls",
     "overfit_early": "Over-fitting: loss near 0 (perplexity near 1) by a third of training",
     "still_falling": "Still learning: the loss is still falling at the end",
@@ -124,6 +134,31 @@ def _rising(train: list[tuple[int, float]], last: int) -> Finding | None:
     return None
 
 
+def _spike(train: list[tuple[int, float]], vocab_size: int | None) -> Finding | None:
+    """The worst logged loss far above the median of the points before it (see SPIKE_*)."""
+    uniform = math.log(vocab_size) if vocab_size and vocab_size > 1 else None
+    worst: tuple[float, int, float, float] | None = None  # (ratio, step, value, baseline)
+    for i in range(2, len(train)):
+        step, value = train[i]
+        before = sorted(v for _, v in train[max(0, i - SPIKE_LOOKBACK):i])
+        base = before[len(before) // 2]
+        jump = value > SPIKE_RATIO * base and value - base >= SPIKE_MIN_RISE
+        near_uniform = uniform is not None and value >= NEAR_UNIFORM * uniform and base < 0.5 * uniform
+        if (jump or near_uniform) and (worst is None or value / max(base, 1e-9) > worst[0]):
+            worst = (value / max(base, 1e-9), step, value, base)
+    if worst is None:
+        return None
+    _, step, value, base = worst
+    uniform_note = f"; ln(vocabulary) = {uniform:.1f}, so the model was nearly uniform or confidently " \
+        "wrong" if uniform and value >= NEAR_UNIFORM * uniform else ""
+    return Finding("spike", f"loss {_fmt(value)} at step {step}, against a median of {_fmt(base)} over the "
+                   f"{SPIKE_LOOKBACK} points before it{uniform_note}",
+                   "usual causes: batches of one kind of example after another (data sorted or grouped by "
+                   "task or length: shuffle it), a learning rate too high for the batch size (lower "
+                   "learning_rate, raise warmup_ratio or gradient_accumulation_steps), or a broken example "
+                   "in the batches at that step ('tunesmith data check')")
+
+
 def _overfit_eval(train: list[tuple[int, float]], evals: list[tuple[int, float]]) -> Finding | None:
     if len(evals) < 3:
         return None
@@ -186,7 +221,8 @@ def diagnose_rows(rows: list[dict[str, Any]], run_dir: str = "") -> Diagnosis:
         diag.findings.append(Finding("too_short", f"{len(train)} train loss value(s) logged over {last} steps",
                                      "log more often (logging_steps) or train longer"))
         return diag
-    found = [_rising(train, last)]
+    vocab = max((int(r["vocab_size"]) for r in rows if r.get("vocab_size")), default=None)
+    found = [_rising(train, last), _spike(train, vocab)]
     if found[0] is None:
         found += [_overfit_eval(train, evals), _overfit_early(rows, train, max_steps), _still_falling(train, last)]
     diag.findings = sorted([f for f in found if f], key=lambda f: SEVERITY[f.case])

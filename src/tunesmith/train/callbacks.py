@@ -23,6 +23,7 @@ class JsonlLogger(TrainerCallback):
             self.path.unlink()
         self.tokens = 0
         self.start = time.perf_counter()
+        self.vocab_size: int | None = None
 
     def add_tokens(self, n: int) -> None:
         self.tokens += n
@@ -30,6 +31,10 @@ class JsonlLogger(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.start = time.perf_counter()
         self.tokens = 0
+        config = getattr(kw.get("model"), "config", None)
+        text = getattr(config, "text_config", None) or config
+        # diagnose compares a loss with ln(vocabulary): close to it, the model predicts almost uniformly.
+        self.vocab_size = getattr(text, "vocab_size", None)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
         if not logs:
@@ -37,6 +42,8 @@ class JsonlLogger(TrainerCallback):
         row: dict[str, Any] = {"step": state.global_step, "max_steps": state.max_steps,
                                "epoch": round(state.epoch or 0.0, 4), "time": round(time.time(), 3)}
         row.update({k: v for k, v in logs.items() if isinstance(v, (int, float))})
+        if self.vocab_size:
+            row["vocab_size"] = self.vocab_size
         for key, ppl in (("loss", "perplexity"), ("eval_loss", "eval_perplexity")):
             if key in row and row[key] < 50:
                 row[ppl] = math.exp(row[key])

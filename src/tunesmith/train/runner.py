@@ -158,7 +158,8 @@ class TunesmithTrainer(Trainer):
         return (loss, {"loss": loss}) if return_outputs else loss
 
 
-def training_arguments(cfg: Config, *, has_eval: bool, n_train_rows: int) -> TrainingArguments:
+def training_arguments(cfg: Config, *, has_eval: bool, n_train_rows: int,
+                       sampling: str = "random") -> TrainingArguments:
     """Map tunesmith's keys (LLaMA-Factory names) onto TrainingArguments."""
     t = cfg.train
     steps_per_epoch = max(1, -(-n_train_rows // (t.per_device_train_batch_size * t.gradient_accumulation_steps)))
@@ -190,7 +191,11 @@ def training_arguments(cfg: Config, *, has_eval: bool, n_train_rows: int) -> Tra
         report_to="none",
         remove_unused_columns=False,
         prediction_loss_only=True,
-        train_sampling_strategy="group_by_length" if t.fast_path else "random",
+        # Random batches on both paths, as LLaMA-Factory and the Trainer default. Length-grouped batches
+        # (sorted within megabatches of ~50 batches) ran one sub-task after another when sub-tasks differ
+        # in length, and the loss spiked to 10-14 nats when the other came back; packing already removes
+        # the padding that grouping saved.
+        train_sampling_strategy=sampling,
         dataloader_num_workers=0,
         disable_tqdm=os.environ.get("TUNESMITH_NO_PROGRESS") == "1",
         log_level="warning",
@@ -199,19 +204,20 @@ def training_arguments(cfg: Config, *, has_eval: bool, n_train_rows: int) -> Tra
 
 
 def to_dataset(rows: list[dict[str, Any]]) -> Any:
-    """A datasets.Dataset with a 'length' column for length-grouped sampling."""
+    """A datasets.Dataset of encoded rows, with a 'length' column (token count) for reports."""
     from datasets import Dataset
 
     return Dataset.from_list([{**r, "length": len(r["input_ids"])} for r in rows])
 
 
 def build_trainer(cfg: Config, model: Any, tokenizer: Any, train_rows: list[dict], val_rows: list[dict],
-                  ) -> tuple[TunesmithTrainer, JsonlLogger]:
+                  *, sampling: str = "random") -> tuple[TunesmithTrainer, JsonlLogger]:
     """The Trainer for a stage; ``tokenizer`` may be the tokenizer or just its pad token id (so the
-    tokenizer can be freed before training: a 262k vocabulary holds ~300 MB)."""
+    tokenizer can be freed before training: a 262k vocabulary holds ~300 MB). ``sampling``: the
+    Trainer's ``train_sampling_strategy`` ("sequential" lets the calibration choose the order)."""
     pad_id = tokenizer if isinstance(tokenizer, int) else tokenizer.pad_token_id
     logger = JsonlLogger(cfg.train.output_dir, append=bool(cfg.train.resume_from_checkpoint))
-    args = training_arguments(cfg, has_eval=bool(val_rows), n_train_rows=len(train_rows))
+    args = training_arguments(cfg, has_eval=bool(val_rows), n_train_rows=len(train_rows), sampling=sampling)
     compiled = _maybe_compile(cfg, model, train_rows, args)
     trainer = TunesmithTrainer(
         model=model,

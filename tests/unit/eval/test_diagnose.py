@@ -128,3 +128,49 @@ def test_print_shows_verdict_evidence_and_advice(tmp_path: Path) -> None:
     print_diagnosis(diagnose_run(write_log(tmp_path / "r", lambda s: 1.0 + s / 100)), console)
     text = console.export_text()
     assert "Not converging" in text and "evidence" in text and "learning_rate" in text
+
+
+# Logged every 5 steps, one epoch of 75 steps (issue 13): LLaMA-Factory's curve and tunesmith's with
+# length-grouped batches, on the same data and settings.
+STEPS = [5, 10, 15, 20, 25, 30, 35, 40, 50, 60, 70, 75]
+SMOOTH = [2.93, 3.24, 1.49, 0.78, 0.35, 0.14, 0.14, 0.05, 0.08, 0.03, 0.005, 0.02]
+SPIKED = [2.18, 0.81, 10.61, 4.79, 0.46, 1.40, 1.48, 0.17, 0.53, 0.01, 0.14, 0.18]
+
+
+def _rows(values: list[float], vocab: int | None = 262144) -> list[dict]:
+    return [{"step": s, "max_steps": 75, "epoch": s / 75, "loss": v, **({"vocab_size": vocab} if vocab else {})}
+            for s, v in zip(STEPS, values)]
+
+
+def test_a_loss_spike_is_named_with_its_step_and_causes() -> None:
+    d = diagnose_rows(_rows(SPIKED))
+    assert d.case == "spike"
+    f = d.findings[0]
+    assert "step 15" in f.evidence and "10.61" in f.evidence and "ln(vocabulary) = 12.5" in f.evidence
+    assert "shuffle" in f.advice and "learning_rate" in f.advice
+
+
+def test_a_smooth_curve_with_noise_has_no_spike() -> None:
+    d = diagnose_rows(_rows(SMOOTH))
+    assert "spike" not in [f.case for f in d.findings]
+    # tiny values wobbling (0.005 -> 0.02 is 4x) are not a spike: the rise must be over a nat too
+    assert d.case != "spike"
+
+
+def test_a_near_uniform_loss_after_learning_is_a_spike_without_a_big_ratio() -> None:
+    values = [9.0, 5.0, 4.5, 4.0, 9.5, 3.0, 2.5, 2.0, 1.8, 1.6, 1.5, 1.5]  # 9.5 >= 0.7 * ln(262144)
+    d = diagnose_rows(_rows(values))
+    assert d.case == "spike" and "step 25" in d.findings[0].evidence
+    assert diagnose_rows(_rows(values, vocab=None)).case != "spike"  # 9.5 / 4.5 is no 3x jump
+
+
+def test_the_trainer_log_records_the_vocabulary(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from tunesmith.train.callbacks import JsonlLogger
+
+    log = JsonlLogger(tmp_path)
+    state = SimpleNamespace(global_step=1, max_steps=2, epoch=0.5)
+    log.on_train_begin(None, state, None, model=SimpleNamespace(config=SimpleNamespace(vocab_size=1234)))
+    log.on_log(None, state, None, logs={"loss": 2.0})
+    assert json.loads((tmp_path / LOG_FILE).read_text())["vocab_size"] == 1234
