@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_MODEL = "gemma-3-270m"
+TRACKERS = ("auto", "none", "tensorboard", "mlflow", "wandb", "swanlab")
 
 
 def _f(default: Any, en: str, zh: str, **kw: Any) -> Any:
@@ -23,7 +24,8 @@ def _f(default: Any, en: str, zh: str, **kw: Any) -> Any:
 
 
 class _Group(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # nan / inf are never meaningful settings (`learning_rate: .nan` must fail, not train on nothing)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ModelArgs(_Group):
@@ -159,7 +161,7 @@ class FinetuneArgs(_Group):
         "lora：在冻结权重旁加低秩矩阵（快、省内存）；full：全参数；freeze：只训练最后几层。",
     )
     lora_rank: int = _f(8, "LoRA rank r: 8 or 16 suits most tasks; 4 for tiny data, 32-64 for hard ones.",
-                        "LoRA 秩 r：多数任务用 8 或 16；数据很少用 4，复杂任务用 32-64。", ge=1)
+                        "LoRA 秩 r：多数任务用 8 或 16；数据很少用 4，复杂任务用 32-64。", ge=1, le=4096)
     lora_alpha: int | None = _f(
         None, "LoRA alpha (scale); default 2 x lora_rank, the rule of thumb from the notes.",
         "LoRA alpha（缩放系数）；默认为 2 × lora_rank（经验法则）。", ge=1,
@@ -220,10 +222,12 @@ class TrainArgs(_Group):
         "Peak learning rate. LoRA: 1e-4 to 5e-4; full fine-tuning: 5e-6 to 1e-5 (the notes' range).",
         "峰值学习率。LoRA：1e-4 至 5e-4；全参数微调：5e-6 至 1e-5。",
         gt=0.0,
+        le=1.0,
     )
     num_train_epochs: float = _f(3.0, "Passes over the data. ~5 for 2k examples, ~2 for 20k; prefer more "
                                  "diverse data over more epochs.",
-                                 "训练轮数。约 2 千条数据 5 轮、2 万条 2 轮；效果不好时优先增加数据多样性。", gt=0.0)
+                                 "训练轮数。约 2 千条数据 5 轮、2 万条 2 轮；效果不好时优先增加数据多样性。", gt=0.0,
+                                 le=10000)
     max_steps: int = _f(-1, "Stop after this many optimizer steps (overrides epochs when > 0).",
                         "最多训练的优化步数（大于 0 时覆盖轮数）。")
     per_device_train_batch_size: int = _f(4, "Examples per forward pass.", "每次前向传播的样本数。", ge=1)
@@ -269,9 +273,9 @@ class TrainArgs(_Group):
                                       "反向传播时重算激活：省内存，约慢 30%。")
     fast_path: bool = _f(
         True,
-        "Use tunesmith's fast loss (output layer only at labelled positions, chunked) and "
-        "length-grouped batches. Turn off only to compare against the standard path.",
-        "使用 tunesmith 的快速路径（只在有标签的位置计算输出层、分块计算，按长度分组）。仅在对比时关闭。",
+        "Use tunesmith's fast loss (output layer only at labelled positions, chunked) with padding "
+        "removed by packing; same batches and loss as the standard path. Turn off only to compare.",
+        "使用 tunesmith 的快速路径（只在有标签的位置计算输出层、分块计算，打包去除填充）；批次与损失与标准路径相同。仅在对比时关闭。",
     )
     torch_compile: bool | None = _f(
         None,
@@ -284,6 +288,71 @@ class TrainArgs(_Group):
                                  "torch 使用的 CPU 线程数（默认：全部可用核心）。", ge=1)
     report_summary: bool = _f(True, "After training, score base vs tuned on the held-out split.",
                               "训练后在留出集上比较基座与微调模型。")
+    report_to: list[str] = _f(
+        ["auto"],
+        "Experiment trackers, each through its own library: tensorboard, mlflow, wandb, swanlab, none, or a "
+        "list. auto: tensorboard (event files in output_dir/runs) when it is installed. train_log.jsonl and "
+        "loss.png are written either way.",
+        "实验跟踪工具（各用其自身的库）：tensorboard、mlflow、wandb、swanlab、none，或其列表。auto：已安装 "
+        "tensorboard 时使用它（事件文件在 output_dir/runs）。train_log.jsonl 和 loss.png 始终照常写入。",
+    )
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _split_trackers(cls, v: Any) -> Any:
+        if v is None:
+            return ["none"]
+        if isinstance(v, str):
+            return [s.strip() for s in v.split(",") if s.strip()] or ["none"]
+        return v
+
+    @field_validator("report_to")
+    @classmethod
+    def _known_trackers(cls, v: list[str]) -> list[str]:
+        bad = [t for t in v if t not in TRACKERS]
+        if bad:
+            raise ValueError(f"unknown tracker(s) {bad}; choose from {', '.join(TRACKERS)}")
+        if len(v) > 1 and ({"none", "auto"} & set(v)):
+            raise ValueError("'none' and 'auto' cannot be combined with other trackers")
+        return v
+
+
+class DistributedArgs(_Group):
+    """More than one process: devices, nodes and sharding engines, handed to torchrun / accelerate."""
+
+    nproc_per_node: int | None = _f(
+        None, "Processes per node, one per device (default: $NPROC_PER_NODE, else one per visible CUDA GPU; 1 on "
+        "a CPU machine, where more need TUNESMITH_FORCE_LAUNCHER=1).",
+        "每个节点的进程数（每个设备一个；默认取 $NPROC_PER_NODE，否则每张可见 CUDA GPU 一个；CPU 机器上为 1，"
+        "多于 1 需设置 TUNESMITH_FORCE_LAUNCHER=1）。", ge=1,
+    )
+    nnodes: int | None = _f(None, "Number of machines (default: $NNODES, else 1).", "机器数（默认取 $NNODES，否则为 1）。",
+                            ge=1)
+    node_rank: int | None = _f(None, "This machine's index, 0 to nnodes-1 (default: $NODE_RANK, else 0).",
+                               "本机序号，0 到 nnodes-1（默认取 $NODE_RANK，否则为 0）。", ge=0)
+    master_addr: str | None = _f(None, "Address of node 0 (default: $MASTER_ADDR, else 127.0.0.1).",
+                                 "0 号节点的地址（默认取 $MASTER_ADDR，否则为 127.0.0.1）。")
+    master_port: int | None = _f(
+        None, "Port on node 0 (default: $MASTER_PORT, else 29500 with several nodes, a free port on one).",
+        "0 号节点的端口（默认取 $MASTER_PORT；多节点时为 29500，单节点时取一个空闲端口）。", ge=1, le=65535,
+    )
+    launcher: Literal["torchrun", "accelerate"] = _f(
+        "torchrun", "Which launcher runs the processes: torchrun or accelerate launch.",
+        "由哪个启动器运行多进程：torchrun 或 accelerate launch。",
+    )
+    ddp_timeout: int = _f(1800, "Seconds a process waits for the others in a collective before the job fails.",
+                          "进程在集合通信中等待其他进程的秒数，超时则任务失败。", ge=1)
+    deepspeed: str | None = _f(
+        None, "DeepSpeed ZeRO: a shipped preset (z2, z3, z3_offload) or a DeepSpeed JSON file; needs "
+        "tunesmith[deepspeed].",
+        "DeepSpeed ZeRO：内置预设（z2、z3、z3_offload）或 DeepSpeed JSON 文件；需要 tunesmith[deepspeed]。",
+    )
+    fsdp: str | None = _f(
+        None, "PyTorch FSDP2 through the Trainer: full_shard or shard_grad_op, optionally followed by offload "
+        "(e.g. 'full_shard offload'); wraps each decoder layer.",
+        "通过 Trainer 使用 PyTorch FSDP2：full_shard 或 shard_grad_op，可加 offload（如 'full_shard offload'）；"
+        "按解码层包装。",
+    )
 
 
 class EvalArgs(_Group):
@@ -330,7 +399,16 @@ class EvalArgs(_Group):
 class ExportArgs(_Group):
     """Where and how a merged / quantized model is written."""
 
-    export_dir: str | None = _f(None, "Folder for the merged (and quantized) model.", "合并（及量化）后模型的目录。")
+    export_dir: str | None = _f(
+        None, "Folder for the merged (and quantized) model: a new or empty folder, or an earlier export "
+        "(with overwrite_export_dir). Never the adapter, the base model, a training run or the current directory.",
+        "合并（及量化）后模型的目录：新的或空的目录，或之前的导出（需 overwrite_export_dir）。"
+        "不能是适配器、基座模型、训练运行目录或当前目录。",
+    )
+    overwrite_export_dir: bool = _f(
+        False, "Replace an earlier tunesmith export in export_dir (kept until the new one passed its checks).",
+        "替换 export_dir 中之前的 tunesmith 导出（新导出通过检查前保留旧的）。",
+    )
     export_size: float = _f(5, "Shard size in GB for safetensors files.", "safetensors 分片大小（GB）。", gt=0)
     export_quantization: Literal["none", "int8", "gguf-f16", "gguf-q8_0", "gptq-int4", "awq-int4"] = _f(
         "none", "Quantize on export: int8 (CPU weight-only, torchao), gguf-f16 or gguf-q8_0 (llama.cpp), "
@@ -412,6 +490,7 @@ GROUPS: dict[str, type[_Group]] = {
     "eval": EvalArgs,
     "export": ExportArgs,
     "serve": ServeArgs,
+    "distributed": DistributedArgs,
 }
 
 
@@ -433,6 +512,7 @@ class Config(BaseModel):
     eval: EvalArgs = Field(default_factory=EvalArgs)
     export: ExportArgs = Field(default_factory=ExportArgs)
     serve: ServeArgs = Field(default_factory=ServeArgs)
+    distributed: DistributedArgs = Field(default_factory=DistributedArgs)
     stages: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Multi-stage training: a list of flat-key overrides, run in order, each starting "

@@ -6,9 +6,10 @@
 3. write the quantized artifact asked for (int8 folder, GGUF file, or GPTQ / AWQ on a GPU);
 4. load every artifact as a user would and compare it with the reference (see checks.py).
 
-Everything is written into a temporary folder beside ``export_dir``; it becomes ``export_dir`` only
-when every check passed. A failed check moves it to ``<export_dir>.failed`` with the report, and
-raises an error saying where the artifacts differ.
+``export_dir`` is checked before any work (export/target.py: a new or empty folder, or an earlier
+export when ``overwrite_export_dir`` is set). Everything is written into a new temporary folder beside
+it; it becomes ``export_dir`` only when every check passed. A failed check moves it to
+``<export_dir>.failed`` with the report, and raises an error saying where the artifacts differ.
 """
 
 from __future__ import annotations
@@ -32,12 +33,11 @@ from tunesmith.export.checks import (
     load_gguf_file,
     merge_tolerance,
 )
+from tunesmith.export.target import MANIFEST, check_export_dir, publish
 from tunesmith.train.resolve import Loaded, load_inference_model, run_settings
 from tunesmith.utils.console import console, status
 from tunesmith.utils.errors import ConfigError, TunesmithError
 from tunesmith.utils.io import write_json
-
-MANIFEST = "tunesmith_export.json"
 
 
 class ExportCheckError(TunesmithError):
@@ -159,16 +159,13 @@ def run_export(cfg: Config) -> ExportResult:
     from tunesmith.export.merge import write_merged
     from tunesmith.model.adapters import merge_adapter
 
-    if not cfg.export.export_dir:
-        raise ConfigError(["'export_dir': where should the merged model go? e.g. export_dir=saves/my-model-export"])
-    out = Path(cfg.export.export_dir)
+    target = check_export_dir(cfg)  # before any work: refuses a folder holding anything but an earlier export
+    out = target.out
     started = time.time()
     prompts = check_prompts(cfg)
     loaded, ref = _reference(cfg, prompts)
     dtype = _saved_dtype(loaded.base_path)
-    tmp = out.parent / f".{out.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = target.partial()
     try:
         with status(f"Merging and writing {out}"):
             import torch
@@ -182,7 +179,7 @@ def run_export(cfg: Config) -> ExportResult:
         artifacts = {"merged": ".", **_write_quantized(cfg, tmp, loaded, prompts)}
         reports = run_checks(tmp, artifacts, loaded, ref, cfg, dtype=dtype)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # the folder this export made, never an existing one
         raise
     manifest = {
         "model_name_or_path": cfg.model.model_name_or_path, "base_path": loaded.base_path,
@@ -193,12 +190,9 @@ def run_export(cfg: Config) -> ExportResult:
     }
     write_json(tmp / MANIFEST, manifest)
     result = ExportResult(out, artifacts, reports, manifest)
-    target = out if result.passed else out.parent / f"{out.name}.failed"
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
+    where = publish(tmp, target, passed=result.passed)
     if not result.passed:
-        raise _fail(reports, target)
+        raise _fail(reports, where)
     return result
 
 

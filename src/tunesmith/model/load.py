@@ -131,6 +131,23 @@ def resolve_model_path(name: str, cache_dir: str | None = None, chat_template: s
     )
 
 
+def local_model_paths(name: str, cache_dir: str | None = None) -> list[Path]:
+    """The folders and files on this machine that ``name`` loads from, found without converting anything
+    (the bundled model's cache folder, a .gguf file and its converted folder, a local model folder)."""
+    if name in DEFAULT_ALIASES:
+        return [cache_root(cache_dir) / "models" / DEFAULT_MODEL]
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf" and path.is_file():
+        return [path, _gguf_cache_dir(path, cache_dir)]
+    if path.exists():
+        return [path]
+    if _is_hub_id(name):
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        return [Path(HF_HUB_CACHE) / f"models--{name.replace('/', '--')}"]
+    return []
+
+
 def _hub_error(name: str, exc: Exception) -> ModelLoadError:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     why = "HF_HUB_OFFLINE=1 is set" if offline else "the hub could not be reached (no network?)"

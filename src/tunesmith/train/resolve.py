@@ -16,7 +16,7 @@ import yaml
 
 from tunesmith.config.schema import DEFAULT_MODEL, Config
 from tunesmith.data.templates import Template, get_template
-from tunesmith.model.adapters import is_adapter_dir
+from tunesmith.model.adapters import adapter_base_model, is_adapter_dir
 from tunesmith.model.load import end_token_ids, load_model, load_tokenizer, resolve_model_path
 from tunesmith.utils.errors import ModelLoadError
 
@@ -45,25 +45,53 @@ def resolve_template(cfg: Config, model_path: str, tokenizer: Any) -> Template:
     return get_template(name, _model_type(model_path), tokenizer)
 
 
+def source_model(src: str, base: str, *, key: str) -> tuple[str, str | None]:
+    """(base model name, adapter folder or None) for a run folder ``src`` named by config key ``key``.
+
+    An adapter's base is the one its run recorded in ``tunesmith_run.yaml`` unless ``base`` names one;
+    the record is written last, so an adapter folder without it is a run that did not finish saving
+    (or not a tunesmith run) and is refused rather than paired with the default base model.
+    A full fine-tune's folder is a model of its own.
+    """
+    path = Path(src)
+    if not path.is_dir():
+        raise ModelLoadError(f"{key}: {src!r} is not a folder", hint="point at a finished run's output_dir")
+    if is_adapter_dir(path):
+        if base != DEFAULT_MODEL:
+            return base, src
+        saved = run_settings(path).get("model_name_or_path")
+        if saved:
+            return saved, src
+        named = adapter_base_model(path)
+        raise ModelLoadError(
+            f"{key}: {src!r} holds an adapter but no {RUN_CONFIG}, the record tunesmith writes last when a "
+            "run finishes: the run stopped before it finished saving, or the adapter was not made by tunesmith",
+            hint="resume the run (resume_from_checkpoint=last) so it finishes, or name the base model it was "
+            "trained on: model_name_or_path=" + (repr(named) if named else "<base model>")
+            + " (model_name_or_path=default for the bundled model)",
+        )
+    if (path / "config.json").exists():
+        return src, None  # a full fine-tune: its output_dir is a model folder
+    raise ModelLoadError(f"{key}: {src!r} holds neither an adapter nor model weights",
+                         hint="point at a finished run's output_dir")
+
+
 def resolve_base(cfg: Config) -> tuple[str, str | None]:
     """(loadable base model path, adapter to continue from or None) for training."""
-    base = cfg.model.model_name_or_path
-    adapter = None
+    base, adapter = cfg.model.model_name_or_path, None
     src = cfg.train.continue_from or cfg.model.adapter_name_or_path
     if src:
-        if not Path(src).is_dir():
-            raise ModelLoadError(f"{src!r} is not a folder", hint="point at a finished run's output_dir")
-        if is_adapter_dir(src):
-            adapter = src
-            saved = run_settings(src).get("model_name_or_path")
-            if saved and base == DEFAULT_MODEL:
-                base = saved
-        elif (Path(src) / "config.json").exists():
-            base = src  # a full fine-tune: continue from its weights
-        else:
-            raise ModelLoadError(f"{src!r} holds neither an adapter nor model weights",
-                                 hint="point at a finished run's output_dir")
+        key = "continue_from" if cfg.train.continue_from else "adapter_name_or_path"
+        base, adapter = source_model(src, base, key=key)
     return resolve_model_path(base, cfg.model.cache_dir), adapter
+
+
+def inference_source(cfg: Config) -> tuple[str, str | None]:
+    """(base model name, adapter or None) that chat, eval, export and serve load for ``cfg``."""
+    if cfg.model.adapter_name_or_path:
+        return source_model(cfg.model.adapter_name_or_path, cfg.model.model_name_or_path,
+                            key="adapter_name_or_path")
+    return cfg.model.model_name_or_path, None
 
 
 @dataclass
@@ -85,16 +113,7 @@ def load_inference_model(cfg: Config, *, dtype: Any = None, merge: bool = False)
     from tunesmith.model.adapters import load_adapter, merge_adapter
     from tunesmith.utils.hardware import bf16_available
 
-    adapter = cfg.model.adapter_name_or_path
-    base = cfg.model.model_name_or_path
-    if adapter:
-        if not Path(adapter).is_dir():
-            raise ModelLoadError(f"adapter_name_or_path: {adapter!r} is not a folder")
-        saved = run_settings(adapter)
-        if not is_adapter_dir(adapter) and (Path(adapter) / "config.json").exists():
-            base, adapter = adapter, None  # a full fine-tune's output_dir is a model folder
-        elif saved.get("model_name_or_path") and base == DEFAULT_MODEL:
-            base = saved["model_name_or_path"]
+    base, adapter = inference_source(cfg)
     path = resolve_model_path(base, cfg.model.cache_dir)
     if dtype is None:
         want_bf16 = cfg.train.bf16 if cfg.train.bf16 is not None else bf16_available()
