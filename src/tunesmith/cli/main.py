@@ -61,26 +61,45 @@ def _register() -> None:
 _register()
 
 
+# Exit codes (the README's table): 0 done; 1 an unexpected error (a bug: the traceback is shown);
+# 2 a problem the message explains (config, data, model, a full or unwritable disk); 130 interrupted.
+EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
+
+
+def error_block(title: str, message: str, hint: str | None) -> None:
+    """Print one red block (title, message, how to fix) on stderr."""
+    from rich.markup import escape
+    from rich.panel import Panel
+
+    from tunesmith.utils.console import err_console
+
+    body = escape(message) + (f"\n\n[bold]How to fix:[/bold] {escape(hint)}" if hint else "")
+    err_console.print(Panel(body, title=f"[bold red]{title}[/bold red]", title_align="left",
+                            border_style="red", expand=False))
+    err_console.print("[dim](set TUNESMITH_DEBUG=1 for the full traceback)[/dim]")
+
+
 def main() -> None:
     """Entry point: run the app, turning known errors into one readable block."""
     from tunesmith.utils.errors import TunesmithError
 
+    debug = os.environ.get("TUNESMITH_DEBUG") == "1"
     try:
         app()
     except TunesmithError as exc:
-        if os.environ.get("TUNESMITH_DEBUG") == "1":
+        if debug:
             raise
-        from rich.panel import Panel
-
-        from tunesmith.utils.console import err_console
-
-        body = exc.message + (f"\n\n[bold]How to fix:[/bold] {exc.hint}" if exc.hint else "")
-        err_console.print(Panel(body, title=f"[bold red]{exc.title}[/bold red]", title_align="left",
-                                border_style="red", expand=False))
-        err_console.print("[dim](set TUNESMITH_DEBUG=1 for the full traceback)[/dim]")
-        sys.exit(2)
+        error_block(exc.title, exc.message, exc.hint)
+        sys.exit(exc.exit_code)
+    except OSError as exc:  # a full disk, a read-only folder: the system's words and the path, no traceback
+        if debug or exc.errno is None:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        error_block("System error", f"{exc.strerror}{where}",
+                    "free disk space, or choose a folder you can write to (output_dir, export_dir)")
+        sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

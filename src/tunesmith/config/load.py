@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from tunesmith.config.schema import GROUPS, Config, field_index
+from tunesmith.config.schema import GROUPS, Config, field_help, field_index
 from tunesmith.utils.errors import ConfigError
 
 # Keys that LLaMA-Factory users write and that mean nothing (or the same thing) here.
@@ -23,8 +23,6 @@ IGNORED_KEYS = {
     "do_predict": "use 'tunesmith eval'",
     "overwrite_cache": "tunesmith's cache is keyed by content",
     "preprocessing_num_workers": "preprocessing runs in-process",
-    "ddp_timeout": "single-process training",
-    "report_to": "logs are written to the run folder",
     "flash_attn": "picked automatically",
     "predict_with_generate": "'tunesmith eval' always generates",
     "eval_strategy": "set eval_steps",
@@ -62,17 +60,46 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
+class _RepeatedKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str) and key in seen:
+                raise _RepeatedKey(
+                    None, None, f"the key '{key}' is given twice (lines {seen[key]} and {line}); only the last "
+                    "would be used: delete the one you do not mean", key_node.start_mark)
+            if isinstance(key, str):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file, with the line of any syntax error."""
+    """Read a YAML config file (UTF-8, a BOM allowed), with the line of any syntax error or repeated key."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError([f"config file {str(p)!r} does not exist"], source=str(p))
+    raw = p.read_bytes()
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([f"line {line}: the file is not UTF-8 text (byte 0x{raw[exc.start]:02x}); save it as "
+                           "UTF-8 (e.g. `iconv -f GBK -t UTF-8 old.yaml > new.yaml`)"], source=str(p)) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"YAML syntax error{where}: {getattr(exc, 'problem', exc)}"], source=str(p)) from exc
+        kind = "repeated key" if isinstance(exc, _RepeatedKey) else "YAML syntax error"
+        raise ConfigError([f"{kind}{where}: {getattr(exc, 'problem', exc)}"], source=str(p)) from exc
     if not isinstance(data, dict):
         raise ConfigError(["the top level must be a mapping of key: value"], source=str(p))
     return data
@@ -120,7 +147,8 @@ def _validation_problems(exc: ValidationError, where: str = "") -> list[str]:
         loc = [str(x) for x in err["loc"] if not isinstance(x, int)]
         key = loc[-1] if loc else "?"
         value = err.get("input")
-        out.append(f"{where}'{key}': {err['msg']} (got {value!r})")
+        about = f" [{field_help(key)}]" if key in field_index() else ""  # what the key means: the way to fix it
+        out.append(f"{where}'{key}': {err['msg']} (got {value!r:.80}){about}")
     return out
 
 

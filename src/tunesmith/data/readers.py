@@ -1,6 +1,9 @@
 """Read dataset files (JSON, JSONL, CSV, Parquet, TXT) into RawRecords that remember their line.
 
-Every parse failure names the file and line, so a user can open the file and fix it.
+Every parse failure names the file and line, so a user can open the file and fix it: text that is
+not UTF-8, malformed JSON, CSV rows that do not match the header, Parquet columns of the wrong type,
+and a single record too large to be a training example (over ``MAX_RECORD_MB``). A UTF-8 byte-order
+mark is accepted.
 """
 
 from __future__ import annotations
@@ -13,6 +16,36 @@ from tunesmith.data.records import Origin, RawRecord
 from tunesmith.utils.errors import DataFormatError
 
 SUPPORTED = (".json", ".jsonl", ".csv", ".parquet", ".txt")
+# One record this large is not a training example (cutoff_len keeps ~1k tokens of it), and tokenizing
+# it costs minutes: refuse it with its place rather than stall.
+MAX_RECORD_MB = 16
+_MAX_RECORD_BYTES = MAX_RECORD_MB * 1024 * 1024
+
+
+def decode_utf8(raw: bytes, path: Path, first_line: int = 1) -> str:
+    """UTF-8 text (a leading BOM dropped), or a DataFormatError naming the line of the first bad byte."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + first_line
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataFormatError(
+            f"{path}:{line}:{column}: the file is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+            hint="save it as UTF-8, e.g. `iconv -f GBK -t UTF-8 in.json > out.json` (use the file's real encoding)",
+        ) from None
+
+
+def read_text(path: Path) -> str:
+    """A whole file as UTF-8 text, with located errors."""
+    return decode_utf8(path.read_bytes(), path)
+
+
+def _check_size(path: Path, line: int, size: int) -> None:
+    if size > _MAX_RECORD_BYTES:
+        raise DataFormatError(
+            f"{path}:{line}: one record is {size / 1e6:.0f} MB; the limit is {MAX_RECORD_MB} MB per record",
+            hint="split it into smaller records (training keeps only cutoff_len tokens of each anyway)",
+        )
 
 
 def _record_lines(text: str) -> list[int]:
@@ -47,8 +80,10 @@ def _record_lines(text: str) -> list[int]:
 
 
 def read_json(path: Path) -> list[RawRecord]:
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_text(path)
     stripped = text.lstrip()
+    if not stripped:
+        return []
     if stripped and stripped[0] == "{" and "\n" in stripped.strip():
         # Likely JSON Lines saved with a .json extension.
         try:
@@ -68,8 +103,11 @@ def read_json(path: Path) -> list[RawRecord]:
         raise DataFormatError(f"{path}: the top level must be a list of records, got {type(data).__name__}")
     out = []
     lines = _record_lines(text) if len(data) > 1 or text.lstrip().startswith("[") else [1]
+    starts = lines if len(lines) == len(data) else None
     for i, rec in enumerate(data):
-        line = lines[i] if i < len(lines) and len(lines) == len(data) else i + 1
+        line = starts[i] if starts else i + 1
+        if len(text) > _MAX_RECORD_BYTES:
+            _check_size(path, line, len(json.dumps(rec, ensure_ascii=False).encode()))
         if not isinstance(rec, dict):
             raise DataFormatError(
                 f"{path}:{line}: record {i + 1}: expected an object {{...}}, got {type(rec).__name__}"
@@ -80,8 +118,10 @@ def read_json(path: Path) -> list[RawRecord]:
 
 def read_jsonl(path: Path) -> list[RawRecord]:
     out = []
-    with path.open(encoding="utf-8-sig") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            _check_size(path, lineno, len(raw))
+            line = decode_utf8(raw, path, lineno)
             if not line.strip():
                 continue
             try:
@@ -98,37 +138,76 @@ def read_jsonl(path: Path) -> list[RawRecord]:
 
 
 def read_csv(path: Path) -> list[RawRecord]:
-    out = []
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        for i, row in enumerate(reader):
-            rec = {k: v for k, v in row.items() if k is not None}
-            out.append(RawRecord(rec, Origin(str(path), i + 2)))  # line 1 is the header
+    """CSV with a header row; quoted fields may hold commas, quotes ("") and newlines. Each record
+    remembers the line it starts on, which is not its row number when fields span lines."""
+    import io
+
+    out: list[RawRecord] = []
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), strict=True)
+    start = 1
+    try:
+        header = next(reader, None)
+        if header is None:
+            return out
+        start = reader.line_num + 1
+        for row in reader:
+            if row and len(row) != len(header):
+                raise DataFormatError(
+                    f"{path}:{start}: the row has {len(row)} fields but the header has {len(header)} "
+                    f"({', '.join(header)})",
+                    hint='quote fields that contain commas: "a, b" (and double quotes inside them: "say ""hi""")',
+                )
+            if row:
+                _check_size(path, start, sum(len(v) for v in row))
+                out.append(RawRecord(dict(zip(header, row)), Origin(str(path), start)))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise DataFormatError(f"{path}:{start}: malformed CSV: {exc}",
+                              hint='a field that starts with a quote must end with one; write "" for a quote '
+                              "inside a quoted field") from None
     return out
 
 
 def read_parquet(path: Path) -> list[RawRecord]:
+    """Parquet: text columns must be strings (or lists / structs for conversations)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataFormatError(f"{path}: not a readable Parquet file: {exc}",
+                              hint="write it with pandas.DataFrame.to_parquet or pyarrow") from None
+    bad = [f"{f.name} ({f.type})" for f in table.schema
+           if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    if bad:
+        raise DataFormatError(f"{path}: column(s) {', '.join(bad)} hold bytes, not text",
+                              hint="store text columns as strings (decode them to UTF-8 before writing)")
     return [RawRecord(rec, Origin(str(path), i + 1)) for i, rec in enumerate(table.to_pylist())]
 
 
 def read_txt(path: Path) -> list[RawRecord]:
     """Plain text: blank-line-separated documents become one record each."""
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_text(path)
     out, buf, start = [], [], 1
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.split("\n"), start=1):  # editors count "\n", not U+2028 etc.
+        line = line.removesuffix("\r")
         if line.strip():
             if not buf:
                 start = lineno
             buf.append(line)
         elif buf:
-            out.append(RawRecord({"text": "\n".join(buf)}, Origin(str(path), start)))
+            out.append(_text_record(path, start, buf))
             buf = []
     if buf:
-        out.append(RawRecord({"text": "\n".join(buf)}, Origin(str(path), start)))
+        out.append(_text_record(path, start, buf))
     return out
+
+
+def _text_record(path: Path, start: int, lines: list[str]) -> RawRecord:
+    text = "\n".join(lines)
+    _check_size(path, start, len(text))
+    return RawRecord({"text": text}, Origin(str(path), start))
 
 
 READERS = {".json": read_json, ".jsonl": read_jsonl, ".csv": read_csv, ".parquet": read_parquet, ".txt": read_txt}
@@ -151,5 +230,6 @@ def read_records(path: str | Path) -> list[RawRecord]:
         )
     records = reader(p)
     if not records:
-        raise DataFormatError(f"{p}: the file has no records")
+        raise DataFormatError(f"{p}: the file has no records",
+                              hint="add examples to it, or remove it from 'dataset' / dataset_info.json")
     return records

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tunesmith.data.formats import Columns, convert_records
-from tunesmith.data.readers import read_records
+from tunesmith.data.readers import read_records, read_text
 from tunesmith.data.records import Example
 from tunesmith.utils.errors import DataFormatError
 
@@ -35,21 +37,81 @@ class DatasetSpec:
     num_samples: int | None = None
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _second_line(text: str, key: str) -> int:
+    """The line of the second ``"key":`` in the text (where a duplicate key is)."""
+    hits = [m.start() for m in re.finditer(re.escape(json.dumps(key)) + r"\s*:", text)]
+    return text.count("\n", 0, hits[1]) + 1 if len(hits) > 1 else 1
+
+
 def read_registry(dataset_dir: str | Path) -> dict[str, Any]:
-    """Read dataset_dir/dataset_info.json ({} when absent)."""
+    """Read dataset_dir/dataset_info.json ({} when absent); a key given twice is an error, not
+    "the last one wins"."""
     path = Path(dataset_dir) / REGISTRY_FILE
     if not path.exists():
         return {}
+    text = read_text(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
-        raise DataFormatError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+        raise DataFormatError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}",
+                              hint="fix the syntax at that line (a missing comma or quote is the usual cause)"
+                              ) from exc
+    except _DuplicateKey as exc:
+        raise DataFormatError(f"{path}:{_second_line(text, exc.key)}: the key {exc.key!r} appears twice; "
+                              "only one of them would be used",
+                              hint="rename one of the entries or delete the one you do not mean") from None
     if not isinstance(data, dict):
-        raise DataFormatError(f"{path}: must map dataset names to entries")
+        raise DataFormatError(f"{path}: must map dataset names to entries",
+                              hint='write {"my_data": {"file_name": "my.json"}}')
     return data
 
 
+_ENTRY_TYPES: dict[str, type | tuple[type, ...]] = {
+    "file_name": str, "formatting": str, "ranking": bool, "columns": dict, "tags": dict, "num_samples": int,
+}
+
+
+def _check_entry(name: str, entry: Any, dataset_dir: Path, registry_path: Path) -> None:
+    """Types of the entry's values, and a file_name that stays inside dataset_dir."""
+    if not isinstance(entry, dict):
+        raise DataFormatError(f"{registry_path}: dataset '{name}' must be an object, got {type(entry).__name__}",
+                              hint='write "' + name + '": {"file_name": "my.json"}')
+    for key, kind in _ENTRY_TYPES.items():
+        value = entry.get(key)
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise DataFormatError(f"{registry_path}: dataset '{name}': '{key}' must be a {kind.__name__}, "  # type: ignore[union-attr]
+                                  f"got {type(value).__name__} {value!r:.60}", hint="see the README's Data section")
+    for key in ("columns", "tags"):
+        bad = [k for k, v in (entry.get(key) or {}).items() if not isinstance(v, str)]
+        if bad:
+            raise DataFormatError(f"{registry_path}: dataset '{name}': '{key}.{bad[0]}' must be a column name "
+                                  "(a string)", hint='e.g. "columns": {"prompt": "question"}')
+    file_name = entry.get("file_name")
+    if file_name is not None:
+        inside = os.path.normpath(os.path.join(dataset_dir, file_name))
+        if os.path.isabs(file_name) or os.path.relpath(inside, dataset_dir).split(os.sep)[0] == os.pardir:
+            raise DataFormatError(
+                f"{registry_path}: dataset '{name}': file_name {file_name!r} points outside {dataset_dir}",
+                hint="move the file into dataset_dir, or give its path directly as dataset: PATH",
+            )
+
+
 def _spec_from_entry(name: str, entry: dict[str, Any], dataset_dir: Path, registry_path: Path) -> DatasetSpec:
+    _check_entry(name, entry, dataset_dir, registry_path)
     unknown = set(entry) - _ENTRY_KEYS
     if unknown:
         raise DataFormatError(f"{registry_path}: dataset '{name}' has unknown keys {sorted(unknown)}",

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunesmith.config.schema import Config
+from tunesmith.data.checks import example_key
 from tunesmith.data.records import Example, SFTExample, TextExample
 from tunesmith.data.registry import load_examples
 from tunesmith.data.split import split_items
@@ -31,8 +32,19 @@ class Splits:
 def _load_many(names: list[str], cfg: Config) -> list[Example]:
     out: list[Example] = []
     for name in names:
-        out += load_examples(name, cfg.data.dataset_dir, cfg.data.max_samples)
+        examples = load_examples(name, cfg.data.dataset_dir, cfg.data.max_samples)
+        _refuse_all_duplicates(name, examples)
+        out += examples
     return out
+
+
+def _refuse_all_duplicates(name: str, examples: list[Example]) -> None:
+    """One example repeated N times teaches one answer; it is almost always a broken export."""
+    if len(examples) > 1 and len({example_key(e) for e in examples}) == 1:
+        raise DataFormatError(
+            f"dataset '{name}': all {len(examples)} examples are the same one (first at {examples[0].origin})",
+            hint="check how the file was made; 'tunesmith data dedupe' removes repeats",
+        )
 
 
 def _count(size: float, n: int) -> int:

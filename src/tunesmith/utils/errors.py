@@ -11,6 +11,7 @@ class TunesmithError(Exception):
     """Base class: anything the user can fix by changing input, config or environment."""
 
     title = "Error"
+    exit_code = 2  # the CLI's exit status for every error the user can fix (README: "Exit codes")
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
