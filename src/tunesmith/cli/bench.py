@@ -81,7 +81,17 @@ def train(
         console.print(f"wrote {output}")
 
 
-@bench_app.command("generate")
+GENERATE_HELP = """Greedy generation speed: one prompt at a time in fp32 (model.generate) vs tunesmith's batched path.
+
+Examples:
+
+  tunesmith bench generate
+
+  tunesmith bench generate --prompts 16 --max-new-tokens 16 --output generate.json
+"""
+
+
+@bench_app.command("generate", help=GENERATE_HELP)
 def generate(
     model: Annotated[str, typer.Option(help="Model to benchmark.")] = "gemma-3-270m",
     prompts: Annotated[int, typer.Option(help="Number of prompts.")] = 64,
@@ -89,7 +99,6 @@ def generate(
     batch_size: Annotated[int, typer.Option(help="Batch size of the batched path.")] = 16,
     output: Annotated[Path | None, typer.Option(help="Write the figures as JSON.")] = None,
 ) -> None:
-    """Greedy generation: one prompt at a time in fp32 (model.generate) vs tunesmith's batched path."""
     from tunesmith.train.benchmark import bench_generate
     from tunesmith.utils.io import write_json
 

@@ -106,9 +106,11 @@ SPLIT_HELP = """Split a dataset into train / val / test files, deterministically
 Writes NAME.train.EXT, NAME.val.EXT, NAME.test.EXT beside the input (or into --out-dir) in the input's
 format. The notes suggest 7 : 1.5 : 1.5.
 
-Example:
+Examples:
 
   tunesmith data split examples/data/subjects.json --ratios 7,1.5,1.5
+
+  tunesmith data split my_data.jsonl --ratios 8,2 --out-dir data
 """
 
 

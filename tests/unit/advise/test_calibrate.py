@@ -36,24 +36,5 @@ def test_calibration_runs_real_steps_and_writes_nothing(tiny_train_overrides: di
     assert cal.train_seconds(w) > 0
 
 
-@pytest.mark.real_model
-def test_calibrated_time_agrees_with_a_real_run_within_25_percent(tmp_path: Path) -> None:
-    """The estimate's promise on this machine: calibrate, train for real, calibrate again (the average of
-    the two calibrations cancels a steady change in what else the machine runs), compare train_runtime."""
-    import os
-
-    from tunesmith.train.sft import run_sft
-
-    root = Path(__file__).resolve().parents[3]
-    cfg = load_config(root / "examples" / "quickstart.yaml", {
-        "output_dir": str(tmp_path / "run"), "max_steps": 24, "eval_steps": 12, "report_summary": False,
-        "plot_loss": False, "save_steps": 1000,
-    })
-    w = workload(cfg.flat(), build_profile(cfg))
-    before = calibrate(cfg, steps=8).train_seconds(w)
-    actual = run_sft(cfg).metrics["train_runtime_s"]
-    after = calibrate(cfg, steps=8).train_seconds(w)
-    predicted = (before + after) / 2
-    load = os.getloadavg()
-    print(f"predicted {predicted:.1f}s (before {before:.1f}, after {after:.1f}), actual {actual:.1f}s, load {load}")
-    assert abs(predicted - actual) / actual <= 0.25, (predicted, before, after, actual, load)
+# How close the calibrated estimate comes to a real run is machine time, not a pass/fail property:
+# benchmarks/estimate_accuracy.py measures it (calibrate, train the quickstart, calibrate again).

@@ -1,14 +1,15 @@
-"""Exact and near-duplicate detection: what counts as a duplicate, what does not, and speed at scale."""
+"""Exact and near-duplicate detection: what counts as a duplicate, what does not, and how the work grows at scale."""
 
 from __future__ import annotations
 
 import random
-import time
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from tunesmith.data.dedupe import (
+    NearDuplicateIndex,
     example_text,
     find_duplicates,
     jaccard,
@@ -77,7 +78,7 @@ def test_lsh_bands_sit_below_the_threshold() -> None:
         assert (1 / bands) ** (1 / rows) <= threshold - 0.1 + 1e-9
 
 
-def test_twenty_thousand_examples_take_seconds_not_minutes() -> None:
+def test_twenty_thousand_examples_lsh_compares_few_pairs_and_finds_every_near_duplicate() -> None:
     rng = random.Random(0)
     words = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma "
              "tau upsilon phi chi psi omega 学习 数据 模型 训练 评估").split()
@@ -88,10 +89,14 @@ def test_twenty_thousand_examples_take_seconds_not_minutes() -> None:
         t[rng.randrange(len(t))] = "zzz"
         texts.append(" ".join(t))
         planted.append(len(texts) - 1)
-    t0 = time.perf_counter()
+    # Scale is a count, not a clock (benchmarks/dedupe_speed.py times it): the LSH bands put only a few
+    # thousand of the 204 million pairs in one bucket (4047 here), so the work grows with the texts.
+    index = NearDuplicateIndex(0.85)
+    _, bands = index.prepare(texts)
+    colliding = sum(n * (n - 1) // 2 for band in range(index.bands)
+                    for n in Counter(row[band] for row in bands).values())
+    assert colliding < len(texts), f"{colliding} candidate pairs for {len(texts)} texts: the search is quadratic"
     result = find_duplicates(texts, threshold=0.85)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 60, f"{elapsed:.1f}s for {len(texts)} texts"
     flagged = {d[0] for g in result.groups for d in g.duplicates}
     def exact_jaccard(x: str, y: str) -> float:
         a, b = shingles(x), shingles(y)
