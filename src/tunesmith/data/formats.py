@@ -142,10 +142,24 @@ def _messages(rec: RawRecord, key: str, cols: Columns) -> tuple[list[Message], s
                 raise _fail(rec.origin, f"{key}[{i}]: a system message may only come first")
             system = content
             continue
-        msgs.append(Message(role, content))  # type: ignore[arg-type]
+        reasoning = _reasoning(rec, turn, f"{key}[{i}]") if role == "assistant" else None
+        msgs.append(Message(role, content, reasoning))  # type: ignore[arg-type]
     if cols.system in rec.data and isinstance(rec.data[cols.system], str) and rec.data[cols.system]:
         system = rec.data[cols.system]
     return msgs, system
+
+
+REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
+
+
+def _reasoning(rec: RawRecord, obj: dict[str, Any], where: str) -> str | None:
+    """An assistant turn's separate reasoning field (None when it has none)."""
+    key = next((k for k in REASONING_KEYS if obj.get(k) is not None), None)
+    if key is None:
+        return None
+    if not isinstance(obj[key], str):
+        raise _fail(rec.origin, f"{where}.{key} must be a string, got {type(obj[key]).__name__}")
+    return obj[key]
 
 
 def _check_turns(rec: RawRecord, msgs: list[Message], *, end_with: str) -> None:
@@ -184,7 +198,7 @@ def _alpaca_prompt(rec: RawRecord, cols: Columns) -> tuple[list[Message], str | 
 def convert_alpaca(rec: RawRecord, cols: Columns) -> SFTExample:
     msgs, system = _alpaca_prompt(rec, cols)
     resp_key = next((k for k in (cols.response, "response", "completion") if k in rec.data), cols.response)
-    msgs.append(Message("assistant", _text(rec, resp_key)))
+    msgs.append(Message("assistant", _text(rec, resp_key), _reasoning(rec, rec.data, "record")))
     return SFTExample(msgs, system, rec.origin)
 
 

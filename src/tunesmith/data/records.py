@@ -18,6 +18,7 @@ class Message:
 
     role: Role
     content: str
+    reasoning: str | None = None  # an assistant turn's thinking (the data's `reasoning` / `reasoning_content`)
 
 
 @dataclass
@@ -100,7 +101,8 @@ def to_dict(ex: Example) -> dict[str, Any]:
     if isinstance(ex, TextExample):
         return {"text": ex.text}
     msgs = ([{"role": "system", "content": ex.system}] if ex.system else []) + [
-        {"role": m.role, "content": m.content} for m in ex.messages
+        {"role": m.role, "content": m.content, **({"reasoning_content": m.reasoning} if m.reasoning else {})}
+        for m in ex.messages
     ]
     if isinstance(ex, SFTExample):
         return {"messages": msgs}

@@ -63,18 +63,45 @@ def _ids(tokenizer: Any, text: str) -> list[int]:
     return tokenizer.encode(text, add_special_tokens=False) if text else []
 
 
+def _trained_flags(segments: list[tuple[str, bool]], train_on_prompt: bool, last_only: bool) -> list[bool]:
+    last_assistant = max((i for i, (_, a) in enumerate(segments) if a), default=-1)
+    return [(a and (not last_only or i == last_assistant)) or (train_on_prompt and not a)
+            for i, (_, a) in enumerate(segments)]
+
+
 def encode_segments(tokenizer: Any, segments: list[tuple[str, bool]], *, train_on_prompt: bool = False,
-                    last_only: bool = False) -> tuple[list[int], list[int]]:
-    """Tokenize (text, is_assistant) segments; labels on assistant segments (or all, if train_on_prompt)."""
+                    last_only: bool = False, whole: bool = False) -> tuple[list[int], list[int]]:
+    """Tokenize (text, is_assistant) segments; labels on assistant segments (or all, if train_on_prompt).
+
+    ``whole`` tokenizes the joined text once (what an inference engine does with a rendered chat) and
+    labels each token by the segment its first character falls in; built-in templates tokenize
+    segment by segment, which their tests check gives the same ids as the whole official rendering.
+    """
+    flags = _trained_flags(segments, train_on_prompt, last_only)
+    if whole and getattr(tokenizer, "is_fast", False):
+        return _encode_whole(tokenizer, segments, flags)
     input_ids: list[int] = []
     labels: list[int] = []
-    last_assistant = max((i for i, (_, a) in enumerate(segments) if a), default=-1)
-    for i, (text, is_assistant) in enumerate(segments):
+    for (text, _), trained in zip(segments, flags, strict=True):
         ids = _ids(tokenizer, text)
-        trained = (is_assistant and (not last_only or i == last_assistant)) or (train_on_prompt and not is_assistant)
         input_ids += ids
         labels += ids if trained else [IGNORE_INDEX] * len(ids)
     return input_ids, labels
+
+
+def _encode_whole(tokenizer: Any, segments: list[tuple[str, bool]], flags: list[bool]) -> tuple[list[int], list[int]]:
+    import bisect
+
+    text = "".join(t for t, _ in segments)
+    starts, pos = [], 0
+    for t, _ in segments:
+        starts.append(pos)
+        pos += len(t)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(enc["input_ids"])
+    labels = [tok if flags[bisect.bisect_right(starts, start) - 1] else IGNORE_INDEX
+              for tok, (start, _) in zip(ids, enc["offset_mapping"], strict=True)]
+    return ids, labels
 
 
 def _truncate(input_ids: list[int], labels: list[int], cutoff_len: int) -> tuple[list[int], list[int]]:
@@ -95,21 +122,26 @@ def _truncate(input_ids: list[int], labels: list[int], cutoff_len: int) -> tuple
 
 
 def encode_sft(example: SFTExample, template: Template, tokenizer: Any, cutoff_len: int, *,
-               train_on_prompt: bool = False, mask_history: bool = False) -> tuple[Encoded, int]:
+               train_on_prompt: bool = False, mask_history: bool = False,
+               enable_thinking: bool = True) -> tuple[Encoded, int]:
     """Tokenize one conversation; returns (encoded, length before truncation)."""
-    segments = template.segments(example.messages, example.system, tokenizer.bos_token, tokenizer.eos_token)
+    segments = template.segments(example.messages, example.system, tokenizer.bos_token, tokenizer.eos_token,
+                                 enable_thinking=enable_thinking)
     input_ids, labels = encode_segments(tokenizer, segments, train_on_prompt=train_on_prompt,
-                                        last_only=mask_history)
+                                        last_only=mask_history, whole=hasattr(template, "source"))
     full = len(input_ids)
     input_ids, labels = _truncate(input_ids, labels, cutoff_len)
     origin = str(example.origin) if example.origin else None
     return Encoded(input_ids, labels, truncated=full > cutoff_len, origin=origin), full
 
 
-def encode_prompt(messages: list[Message], system: str | None, template: Template, tokenizer: Any) -> list[int]:
+def encode_prompt(messages: list[Message], system: str | None, template: Template, tokenizer: Any, *,
+                  enable_thinking: bool = True) -> list[int]:
     """Token ids of a prompt ready for generation (ends with the assistant header)."""
     segments = template.segments(messages, system, tokenizer.bos_token, tokenizer.eos_token,
-                                 add_generation_prompt=True)
+                                 add_generation_prompt=True, enable_thinking=enable_thinking)
+    if hasattr(template, "source"):
+        return _ids(tokenizer, "".join(t for t, _ in segments))
     return [i for text, _ in segments for i in _ids(tokenizer, text)]
 
 

@@ -117,9 +117,9 @@ def test_reward_model_pair_encoding_matches_the_template(tiny_tokenizer) -> None
     row, truncated = encode_pair(pref, TEMPLATES["gemma"], tiny_tokenizer, 512)
     assert not truncated
     text = tiny_tokenizer.decode(row["chosen_ids"])
-    assert text.startswith("<bos><start_of_turn>user\n") and text.endswith("角动量守恒。<end_of_turn>")
-    assert tiny_tokenizer.decode(row["rejected_ids"]).endswith("因为公转。<end_of_turn>")
+    assert text.startswith("<bos><start_of_turn>user\n") and text.endswith("角动量守恒。<end_of_turn>\n")
+    assert tiny_tokenizer.decode(row["rejected_ids"]).endswith("因为公转。<end_of_turn>\n")
     full_len = len(row["chosen_ids"])
     short, truncated = encode_pair(pref, TEMPLATES["gemma"], tiny_tokenizer, full_len - 6)
     assert truncated and len(short["chosen_ids"]) <= full_len - 6
-    assert tiny_tokenizer.decode(short["chosen_ids"]).endswith("<end_of_turn>"), "the answer survives truncation"
+    assert tiny_tokenizer.decode(short["chosen_ids"]).endswith("<end_of_turn>\n"), "the answer survives truncation"

@@ -18,7 +18,11 @@ def _trained_text(tok, enc) -> str:  # noqa: ANN001
     return tok.decode([i for i, lab in zip(enc.input_ids, enc.labels) if lab != IGNORE_INDEX])
 
 
-@pytest.mark.parametrize("name", list(TEMPLATES))
+# templates whose markers the tiny tokenizer knows (every family: test_chat_templates.py)
+TINY = ("gemma", "chatml", "qwen", "qwen2", "llama3", "llama3.1", "default")
+
+
+@pytest.mark.parametrize("name", TINY)
 def test_only_assistant_turns_and_their_end_marker_carry_loss(tiny_tokenizer, name: str) -> None:  # noqa: ANN001
     tmpl = TEMPLATES[name]
     enc, full = encode_sft(CONV, tmpl, tiny_tokenizer, cutoff_len=1024)
@@ -32,7 +36,8 @@ def test_only_assistant_turns_and_their_end_marker_carry_loss(tiny_tokenizer, na
 def test_gemma_rendering_matches_the_models_format(tiny_tokenizer) -> None:  # noqa: ANN001
     text = TEMPLATES["gemma"].render(CONV.messages, CONV.system, bos="<bos>")
     assert text == ("<bos><start_of_turn>user\nAnswer briefly.\n\nWhat is 2+3?<end_of_turn>\n<start_of_turn>model\n"
-                    "5<end_of_turn>\n<start_of_turn>user\nAnd 2+4?<end_of_turn>\n<start_of_turn>model\n6<end_of_turn>")
+                    "5<end_of_turn>\n<start_of_turn>user\nAnd 2+4?<end_of_turn>\n<start_of_turn>model\n"
+                    "6<end_of_turn>\n")
 
 
 def test_mask_history_trains_last_turn_only(tiny_tokenizer) -> None:  # noqa: ANN001
@@ -45,7 +50,7 @@ def test_train_on_prompt_trains_everything_but_separators(tiny_tokenizer) -> Non
     assert "What is 2+3?" in _trained_text(tiny_tokenizer, enc)
 
 
-@pytest.mark.parametrize("name", list(TEMPLATES))
+@pytest.mark.parametrize("name", TINY)
 def test_prompt_for_chat_equals_training_prefix(tiny_tokenizer, name: str) -> None:  # noqa: ANN001
     """The tokens chat sends are exactly the tokens training saw before the answer."""
     tmpl = TEMPLATES[name]
@@ -72,8 +77,9 @@ def test_truncation_keeps_the_answer_and_reports(tiny_tokenizer) -> None:  # noq
 
 def test_auto_template_and_unknown_name() -> None:
     assert get_template("auto", "gemma3_text").name == "gemma"
-    assert get_template("auto", "qwen2").name == "chatml"
-    assert get_template("qwen").name == "chatml"
+    assert get_template("auto", "qwen2").name == "qwen"
+    assert get_template("auto", "qwen3").name == "qwen3"
+    assert get_template("qwen2.5").name == "qwen"
     with pytest.raises(ConfigError, match="did you mean 'gemma'"):
         get_template("gema")
 
