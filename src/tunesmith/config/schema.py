@@ -44,9 +44,12 @@ class ModelArgs(_Group):
     )
     template: str = _f(
         "auto",
-        "Chat template: auto (from the model), gemma, qwen/chatml, llama3, default. The same one is used "
-        "for training, evaluation, chat and export.",
-        "对话模板：auto（按模型自动选择）、gemma、qwen/chatml、llama3、default。训练、评估、对话与导出使用同一个模板。",
+        "Chat template: auto (the model's own chat template, else by model type), or a built-in: qwen (2.5), qwen2, "
+        "qwen3, deepseek-r1, llama3, llama3.1, mistral, phi3, phi4-mini, phi4, glm4, gemma, chatml, default. The "
+        "same one is used for training, evaluation, chat and export.",
+        "对话模板：auto（模型自带的 chat template，没有则按模型类型选择），或内置模板：qwen（2.5）、qwen2、qwen3、"
+        "deepseek-r1、llama3、llama3.1、mistral、phi3、phi4-mini、phi4、glm4、gemma、chatml、default。"
+        "训练、评估、对话与导出使用同一个模板。",
     )
     trust_remote_code: bool = _f(
         False,
@@ -116,6 +119,13 @@ class DataArgs(_Group):
         False,
         "In multi-turn data, train only on the last assistant turn.",
         "多轮对话中只训练最后一轮助手回复。",
+    )
+    enable_thinking: bool = _f(
+        True,
+        "Reasoning templates (qwen3): true lets the model think; a reply without reasoning is trained with an "
+        "empty <think></think> block. false puts that empty block into every prompt (Qwen3's enable_thinking=false).",
+        "推理模板（qwen3）：true 允许模型思考，没有推理过程的回复以空的 <think></think> 块训练；"
+        "false 则把空块放进每个提示（即 Qwen3 的 enable_thinking=false）。",
     )
     packing: bool | None = _f(
         None,

@@ -11,8 +11,6 @@ earlier failed export.
 
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from tunesmith.config.schema import Config
 from tunesmith.model.load import local_model_paths
 from tunesmith.train.resolve import RUN_CONFIG, inference_source
 from tunesmith.utils.errors import ConfigError
+from tunesmith.utils.io import replace_dir
 
 MANIFEST = "tunesmith_export.json"
 # Files that only a training run (or a copy of one) holds; an export never writes them.
@@ -120,15 +119,4 @@ def publish(partial: Path, export: ExportTarget, *, passed: bool) -> Path:
                        ask="set overwrite_export_dir=true")
     if why:
         raise ConfigError([why + f" (the new export is kept in {partial})"])
-    if not target.exists():
-        os.replace(partial, target)
-        return target
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, aside / target.name)
-    try:
-        os.replace(partial, target)
-    except BaseException:
-        os.replace(aside / target.name, target)
-        raise
-    shutil.rmtree(aside)
-    return target
+    return replace_dir(partial, target)

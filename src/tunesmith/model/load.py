@@ -15,8 +15,9 @@ from typing import Any
 
 from tunesmith.config.schema import DEFAULT_MODEL
 from tunesmith.utils.errors import ModelLoadError
-from tunesmith.utils.io import atomic_dir
+from tunesmith.utils.io import atomic_dir, ensure_replaceable
 
+SOURCE_FILE = "tunesmith_source.json"  # marks a folder as tunesmith's converted copy
 CACHE_FORMAT = 2  # bump to re-convert cached models when the conversion changes
 DEFAULT_ALIASES = {DEFAULT_MODEL, "default", "gemma3-270m", "gemma-3-270m-q4_k_m"}
 # Gemma ends a chat turn with <end_of_turn> (106) and a document with <eos> (1): generation must
@@ -42,7 +43,7 @@ def _gguf_cache_dir(gguf: Path, cache_dir: str | None) -> Path:
 
 
 def _cache_current(target: Path) -> bool:
-    marker = target / "tunesmith_source.json"
+    marker = target / SOURCE_FILE
     if not (target / "config.json").exists() or not marker.exists():
         return False
     return json.loads(marker.read_text()).get("format") == CACHE_FORMAT
@@ -56,6 +57,7 @@ def convert_gguf(gguf: Path, target: Path, *, chat_template: str | None = None,
 
     from tunesmith.utils.console import status
 
+    ensure_replaceable(target, SOURCE_FILE)  # before a minute of conversion, not after
     with status(f"Converting {gguf.name} to a cached safetensors folder (once; about a minute)"):
         try:
             tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -82,10 +84,10 @@ def convert_gguf(gguf: Path, target: Path, *, chat_template: str | None = None,
             plain.generation_config.pad_token_id = tok.pad_token_id
         if chat_template:
             tok.chat_template = chat_template
-        with atomic_dir(target) as tmp:
+        with atomic_dir(target, marker=SOURCE_FILE) as tmp:
             plain.save_pretrained(tmp, safe_serialization=True)
             tok.save_pretrained(tmp)
-            (tmp / "tunesmith_source.json").write_text(json.dumps({"gguf": str(gguf), "format": CACHE_FORMAT}))
+            (tmp / SOURCE_FILE).write_text(json.dumps({"gguf": str(gguf), "format": CACHE_FORMAT}))
     return target
 
 

@@ -39,10 +39,16 @@ def _model_type(model_path: str) -> str | None:
 
 
 def resolve_template(cfg: Config, model_path: str, tokenizer: Any) -> Template:
+    import dataclasses
+
     name = cfg.model.template
-    if name == "auto" and cfg.model.adapter_name_or_path:
-        name = run_settings(cfg.model.adapter_name_or_path).get("template", "auto")
-    return get_template(name, _model_type(model_path), tokenizer)
+    thinking = cfg.data.enable_thinking
+    if cfg.model.adapter_name_or_path:
+        saved = run_settings(cfg.model.adapter_name_or_path)
+        name = saved.get("template", "auto") if name == "auto" else name
+        thinking = thinking and saved.get("enable_thinking", True)  # a run trained without thinking chats without
+    template = get_template(name, _model_type(model_path), tokenizer)
+    return dataclasses.replace(template, enable_thinking=False) if not thinking else template
 
 
 def source_model(src: str, base: str, *, key: str) -> tuple[str, str | None]:

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tunesmith.utils.errors import TunesmithError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -45,17 +47,74 @@ def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     return write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
 
 
-@contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling directory; it replaces ``path`` only if the block succeeds."""
+def copy_new(src: str | Path, target_dir: str | Path) -> Path:
+    """Copy ``src`` into ``target_dir`` under a name no file there has (``name-1.ext``, ...); returns it.
+
+    The copy is written to a temporary file first and linked in under the free name, which fails
+    rather than overwrite if another file took that name meanwhile; no half-copied file is visible.
+    """
+    src, target_dir = Path(src), Path(target_dir)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{src.name}.", suffix=".tmp", dir=target_dir)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        shutil.copyfile(src, tmp)
+        for n in range(10_000):
+            target = target_dir / (src.name if n == 0 else f"{src.stem}-{n}{src.suffix}")
+            try:
+                os.link(tmp, target)
+                return target
+            except FileExistsError:
+                continue
+    finally:
+        tmp.unlink(missing_ok=True)
+    raise TunesmithError(f"{target_dir}: no free name for {src.name}", hint="remove old copies")
+
+
+def replace_dir(new: str | Path, target: str | Path) -> Path:
+    """Move the finished folder ``new`` to ``target``. A folder already at ``target`` is moved aside
+    first and removed only once ``new`` is in place, so one of the two is always complete there.
+    Callers decide beforehand whether ``target`` may be replaced."""
+    new, target = Path(new), Path(target)
+    if not target.exists():
+        os.replace(new, target)
+        return target
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.replace(target, aside / target.name)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(aside / target.name, target)
+        aside.rmdir()
+        raise
+    shutil.rmtree(aside)
+    return target
+
+
+def ensure_replaceable(path: str | Path, marker: str) -> None:
+    """Refuse a ``path`` that exists and is neither empty nor marked by ``marker`` as tunesmith's own."""
     path = Path(path)
+    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / marker).is_file())):
+        raise TunesmithError(f"{path} already holds files tunesmith did not write (no {marker}); nothing was "
+                             "changed", hint="move that folder elsewhere, or choose another cache_dir")
+
+
+@contextmanager
+def atomic_dir(path: str | Path, *, marker: str) -> Iterator[Path]:
+    """Yield a temporary sibling directory; it replaces ``path`` only if the block succeeds.
+
+    An existing ``path`` is replaced only when it is empty or holds ``marker`` (the file that says
+    tunesmith wrote it); anything else there is refused (call ``ensure_replaceable`` before the work
+    to refuse it earlier) and never deleted.
+    """
+    path = Path(path)
+    ensure_replaceable(path, marker)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        replace_dir(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -40,6 +39,8 @@ CONFIG_FILE = "config.yaml"
 CONSOLE_LOG = "console.log"
 STOP_FILE = "stop_requested"
 EXIT_FILE = "exit.json"
+RUNNER_LOG = "runner.log"
+JOB_FILES = (JOB_FILE, CONFIG_FILE, CONSOLE_LOG, STOP_FILE, EXIT_FILE, RUNNER_LOG)  # all a job writes in its folder
 TRAIN_LOG = "train_log.jsonl"  # written by train.callbacks.JsonlLogger into output_dir
 
 RUNNING, STOPPING, FINISHED, STOPPED, FAILED, LOST = "running", "stopping", "finished", "stopped", "failed", "lost"
@@ -219,7 +220,7 @@ class JobManager:
             "create_time": None,
         }
         write_json(job_dir / JOB_FILE, spec)  # the supervisor reads the command from here
-        with (job_dir / "runner.log").open("ab") as runner_log:
+        with (job_dir / RUNNER_LOG).open("ab") as runner_log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "tunesmith.webui.runner", str(job_dir.resolve())],
                 cwd=spec["cwd"], stdin=subprocess.DEVNULL, stdout=runner_log, stderr=runner_log,
@@ -246,7 +247,18 @@ class JobManager:
             pass
 
     def delete(self, job: Job) -> None:
-        """Forget a finished job (its run folder, output_dir, is kept)."""
+        """Forget a finished job: remove the files the job wrote. Its run folder (output_dir) is kept, and so
+        is anything else found in the job's folder (the folder then stays, and the error says what is there)."""
         if job.state() in ACTIVE_STATES:
             raise JobError(f"job {job.id} is still {job.state()}", hint="stop it first")
-        shutil.rmtree(job.dir)
+        if "output_dir" in job.spec and job.output_dir.resolve().is_relative_to(job.dir.resolve()):
+            raise JobError(f"job {job.id}: its run folder {job.output_dir} is inside the job's folder {job.dir}",
+                           hint="move the run elsewhere first; nothing was deleted")
+        for name in JOB_FILES:
+            (job.dir / name).unlink(missing_ok=True)
+        left = sorted(p.name for p in job.dir.iterdir())
+        if left:
+            raise JobError(f"job {job.id}: its own files are removed, but {job.dir} also holds "
+                           f"{', '.join(left)}, which the job did not write; they were kept",
+                           hint="move or remove them yourself")
+        job.dir.rmdir()

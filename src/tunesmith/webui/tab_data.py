@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import gradio as gr
 
 from tunesmith.utils.errors import TunesmithError
+from tunesmith.utils.io import copy_new
 from tunesmith.webui import commands
 from tunesmith.webui.i18n import t
 from tunesmith.webui.runs import dataset_names, preview_rows
@@ -23,17 +23,9 @@ STATS_COLUMNS = ("split", "format", "examples", "tokens", "loss_share", "over_cu
 
 
 def _copy_upload(upload: str, dataset_dir: str) -> str:
-    """Copy an uploaded file into dataset_dir (never over an existing file); returns its name there."""
-    src = Path(upload)
-    target_dir = Path(dataset_dir)
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / src.name
-    n = 1
-    while target.exists():
-        target = target_dir / f"{src.stem}-{n}{src.suffix}"
-        n += 1
-    shutil.copyfile(src, target)
-    return target.name
+    """Copy an uploaded file into dataset_dir (never over an existing file, never half-copied); returns its
+    name there."""
+    return copy_new(upload, dataset_dir).name
 
 
 def preview_table(name: str, dataset_dir: str, lang: str) -> tuple[Any, str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from tunesmith.utils.io import write_text
 from tunesmith.webui import commands, form
 from tunesmith.webui.i18n import t
 from tunesmith.webui.jobs import cli_command, shown_command
@@ -109,7 +110,7 @@ class CommandTab:
         flat = {**form.flat_from_form(values), "adapter_name_or_path": run}
         path = self.config_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(form.to_yaml(flat, stages=stages), encoding="utf-8")
+        write_text(path, form.to_yaml(flat, stages=stages))
         shown = self.shown(run, *extra)
         started = time.time() - 1
         output = ""

@@ -10,6 +10,7 @@ import gradio as gr
 
 from tunesmith.config.schema import GROUPS
 from tunesmith.utils.errors import TunesmithError
+from tunesmith.utils.io import write_text
 from tunesmith.webui import commands, form, views
 from tunesmith.webui.i18n import t
 from tunesmith.webui.jobs import ACTIVE_STATES, Job, cli_command, shown_command
@@ -177,7 +178,7 @@ class TrainTab:
         folder = self.ctx.jobs.root / "advise"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "advice.json").unlink(missing_ok=True)
-        (folder / "config.yaml").write_text(form.to_yaml(form.flat_from_form(values), stages=stages), encoding="utf-8")
+        write_text(folder / "config.yaml", form.to_yaml(form.flat_from_form(values), stages=stages))
         done = commands.run(["advise", str(folder / "config.yaml"), "--json", str(folder / "advice.json")],
                             cwd=self.ctx.workdir)
         header = f"`{done.command}`\n\n"

@@ -81,3 +81,37 @@ def test_state_comes_from_the_files_and_a_reused_pid_is_not_mistaken_for_the_job
     assert Job(job_dir, reused).state() == "lost", "another program now holds that pid"
     (job_dir / "exit.json").write_text(json.dumps({"returncode": 1, "ended": time.time()}))
     assert Job(job_dir, spec).state() == "failed"
+
+
+def _finished_job(root: Path, output_dir: str) -> Job:
+    job_dir = root / "0001-x"
+    job_dir.mkdir(parents=True)
+    spec = {"command": ["true"], "cwd": str(root.parent), "output_dir": output_dir, "started": time.time(),
+            "pid": None, "create_time": None}
+    (job_dir / JOB_FILE).write_text(json.dumps(spec))
+    for name in ("config.yaml", "console.log", "runner.log", "exit.json"):
+        (job_dir / name).write_text("{}")
+    return Job(job_dir, spec)
+
+
+def test_delete_removes_only_what_the_job_wrote(tmp_path: Path) -> None:
+    jobs = JobManager(tmp_path / "jobs")
+    job = _finished_job(jobs.root, "saves/run")
+    (job.dir / "notes.md").write_text("the user's")
+    with pytest.raises(JobError, match="notes.md"):
+        jobs.delete(job)
+    assert [p.name for p in job.dir.iterdir()] == ["notes.md"], "the job's own files go, the user's stays"
+    (job.dir / "notes.md").unlink()
+    (job.dir / JOB_FILE).write_text(json.dumps(job.spec))
+    jobs.delete(job)
+    assert not job.dir.exists()
+
+
+def test_delete_refuses_a_job_whose_run_folder_is_inside_it(tmp_path: Path) -> None:
+    jobs = JobManager(tmp_path / "jobs")
+    job = _finished_job(jobs.root, "jobs/0001-x/run")
+    (job.output_dir).mkdir()
+    (job.output_dir / "adapter_model.safetensors").write_text("weights")
+    with pytest.raises(JobError, match="inside the job's folder"):
+        jobs.delete(job)
+    assert (job.output_dir / "adapter_model.safetensors").exists() and (job.dir / JOB_FILE).exists()
