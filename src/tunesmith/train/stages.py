@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from tunesmith.config.schema import Config
 from tunesmith.train.dpo import run_dpo
+from tunesmith.train.faults import check_writable, save_faults
 from tunesmith.train.grpo import run_grpo
 from tunesmith.train.kto import run_kto
 from tunesmith.train.pt import run_pt
@@ -32,4 +33,6 @@ def run_stage(cfg: Config) -> RunResult:
     if runner is None:
         raise ConfigError([f"'stage': {cfg.finetune.stage!r} is not available yet (available: "
                            f"{', '.join(STAGES)})"])
-    return runner(cfg)
+    check_writable(cfg.train.output_dir)  # before data, model or any training
+    with save_faults(cfg.train.output_dir):  # a full disk: the previous checkpoint is kept, and named
+        return runner(cfg)
