@@ -39,12 +39,15 @@ def check(
     template: Annotated[str, typer.Option(help="Chat template (auto picks by model).")] = "auto",
     cutoff_len: Annotated[int, typer.Option(help="Report examples longer than this.")] = 1024,
     show: Annotated[int, typer.Option(help="Which example to render (0-based).")] = 0,
+    enable_thinking: Annotated[bool, typer.Option(help="Reasoning templates: train with thinking on.")] = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON.")] = None,
 ) -> None:
     loaded = {name: _load(name, dataset_dir) for name in datasets}  # format errors before the tokenizer loads
+    import dataclasses
+
     from rich.table import Table
 
-    from tunesmith.data.checks import check_examples, render_marked
+    from tunesmith.data.checks import check_examples, position_warning, reasoning_note, render_marked
     from tunesmith.data.templates import get_template
     from tunesmith.model.load import load_tokenizer, resolve_model_path
 
@@ -52,8 +55,9 @@ def check(
     tok = load_tokenizer(path)
     import json
 
-    model_type = json.loads((Path(path) / "config.json").read_text()).get("model_type") if Path(path).is_dir() else None
-    tmpl = get_template(template, model_type, tok)
+    model_cfg = json.loads((Path(path) / "config.json").read_text()) if Path(path).is_dir() else {}
+    tmpl = get_template(template, model_cfg.get("model_type"), tok)
+    tmpl = dataclasses.replace(tmpl, enable_thinking=enable_thinking)
     reports = [check_examples(n, ex, tmpl, tok, cutoff_len) for n, ex in loaded.items()]
     table = Table(title=f"Dataset check · tokenizer {model} · template {tmpl.name} · cutoff_len {cutoff_len}",
                   title_justify="left")
@@ -71,7 +75,11 @@ def check(
         table.add_row(r.name, r.kind, str(r.n), lengths, f"{100 * r.loss_share:.1f}%", over, dup,
                       str(r.distinct_instructions), share)
     console.print(table)
+    if warning := position_warning(cutoff_len, model_cfg):
+        console.print(f"[yellow]{warning}[/yellow]")
     for r in reports:
+        if note := reasoning_note(tmpl, r.n_reasoning, r.n):
+            console.print(f"{r.name}: {note}")
         if r.n_over_cutoff:
             console.print(f"[red]{r.name}: {r.n_over_cutoff} example(s) exceed cutoff_len={cutoff_len}[/red] and "
                           f"would be cut: {', '.join(r.over_cutoff[:5])}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunesmith.data.records import Example, KTOExample, PreferenceExample, SFTExample, TextExample
-from tunesmith.data.templates import Template
+from tunesmith.data.templates import Template, split_reasoning
 from tunesmith.data.tokenize import IGNORE_INDEX, EncodeStats, encode_segments, encode_sft, encode_text
 
 
@@ -50,6 +50,7 @@ class SplitReport:
     top_instruction_share: float = 0.0
     top_instruction: str = ""
     distinct_instructions: int = 0
+    n_reasoning: int = 0  # examples whose replies carry reasoning (<think> blocks or a reasoning field)
 
     def length_summary(self) -> dict[str, float]:
         if not self.lengths:
@@ -63,7 +64,8 @@ class SplitReport:
                 "loss_token_share": round(self.loss_share, 4), "over_cutoff_len": self.n_over_cutoff,
                 "over_cutoff_examples": self.over_cutoff[:10], "duplicates": self.n_duplicates,
                 "distinct_instructions": self.distinct_instructions,
-                "top_instruction_share": round(self.top_instruction_share, 4), "top_instruction": self.top_instruction}
+                "top_instruction_share": round(self.top_instruction_share, 4), "top_instruction": self.top_instruction,
+                "with_reasoning": self.n_reasoning}
 
 
 def _pair_ids(ex: Example, template: Template, tokenizer: Any) -> tuple[list[int], list[int]]:
@@ -79,7 +81,29 @@ def _pair_ids(ex: Example, template: Template, tokenizer: Any) -> tuple[list[int
         answer = ex.chosen if isinstance(ex, PreferenceExample) else ex.completion
         msgs = [*ex.messages, Message("assistant", answer)]
     segs = template.segments(msgs, ex.system, tokenizer.bos_token, tokenizer.eos_token)
-    return encode_segments(tokenizer, segs)
+    return encode_segments(tokenizer, segs, whole=hasattr(template, "source"))
+
+
+def has_reasoning(ex: Example) -> bool:
+    """Does any reply carry reasoning (a reasoning field or a <think>...</think> block)?"""
+    if not isinstance(ex, SFTExample):
+        return False
+    return any(m.role == "assistant" and split_reasoning(m)[0] is not None for m in ex.messages)
+
+
+def reasoning_note(template: Any, n_reasoning: int, n: int) -> str | None:
+    """How the template trains the reasoning in the data (None when there is none)."""
+    if not n_reasoning:
+        return None
+    head = f"{n_reasoning} of {n} examples carry reasoning"
+    thinking = getattr(template, "thinking", None)
+    if thinking is not None:
+        return (f"{head}: '{template.name}' trains it in the last reply as {thinking.block.strip()!r} before the "
+                "answer; earlier turns' reasoning is dropped, as the family's own template does")
+    if hasattr(template, "source"):
+        return f"{head}: the model's own template decides how it is written (see the rendered example)"
+    return (f"{head}: '{template.name}' has no thinking format, so it is trained inline as "
+            "<think>...</think> before the answer; use a reasoning template (qwen3, deepseek-r1) for such models")
 
 
 def check_examples(name: str, examples: list[Example], template: Template, tokenizer: Any,
@@ -90,6 +114,7 @@ def check_examples(name: str, examples: list[Example], template: Template, token
     stats = EncodeStats()
     for ex in examples:
         ids, labels = _pair_ids(ex, template, tokenizer)
+        report.n_reasoning += has_reasoning(ex)
         report.lengths.append(len(ids))
         stats.n_tokens += len(ids)
         stats.n_label_tokens += sum(1 for x in labels if x != IGNORE_INDEX)
@@ -120,3 +145,27 @@ def render_marked(example: SFTExample, template: Template, tokenizer: Any, cutof
         else:
             pieces.append((text, trained))
     return pieces
+
+
+def model_positions(model_config: dict[str, Any]) -> int | None:
+    """How many positions the model was trained for (its config's max_position_embeddings), scaled by
+    a rope_scaling factor when one is set."""
+    cfg = model_config.get("text_config", model_config)
+    n = cfg.get("max_position_embeddings")
+    if not isinstance(n, int):
+        return None
+    scaling = cfg.get("rope_scaling") or {}
+    factor = scaling.get("factor") if isinstance(scaling, dict) else None
+    original = scaling.get("original_max_position_embeddings") if isinstance(scaling, dict) else None
+    return int((original or n) * factor) if isinstance(factor, (int, float)) and factor > 1 else n
+
+
+def position_warning(cutoff_len: int, model_config: dict[str, Any], rope_scaling: str | None = None) -> str | None:
+    """A warning when cutoff_len exceeds the positions the model knows (None when it fits)."""
+    n = model_positions(model_config)
+    if n is None or cutoff_len <= n or rope_scaling:
+        return None
+    factor = -(-cutoff_len // n)
+    return (f"cutoff_len={cutoff_len} exceeds the model's {n} positions (max_position_embeddings): tokens past "
+            f"{n} get positions the model never saw. Set rope_scaling: linear (or dynamic / yarn), which scales "
+            f"positions by ceil({cutoff_len}/{n}) = {factor}, or lower cutoff_len to {n}.")

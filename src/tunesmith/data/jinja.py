@@ -46,6 +46,7 @@ class JinjaTemplate:
     special_tokens: dict[str, str] = field(default_factory=dict)  # bos_token, eos_token, ... as the model has them
     stop_words: tuple[str, ...] = ()
     name: str = "model"  # recorded in run folders; 'auto' resolves to it again from the same model
+    enable_thinking: bool = True
 
     def render_chat(self, chat: list[dict[str, Any]], add_generation_prompt: bool, enable_thinking: bool,
                     track: bool = False) -> tuple[str, list[tuple[int, int]]]:
@@ -68,8 +69,9 @@ class JinjaTemplate:
 
     def segments(self, messages: list[Message], system: str | None, bos: str | None,
                  eos: str | None = None, add_generation_prompt: bool = False,
-                 enable_thinking: bool = True) -> list[tuple[str, bool]]:
+                 enable_thinking: bool | None = None) -> list[tuple[str, bool]]:
         """(text, is_assistant) segments of the model's own rendering (see the module docstring)."""
+        enable_thinking = self.enable_thinking if enable_thinking is None else enable_thinking
         chat = _chat(messages, system)
         full, marked = self.render_chat(chat, add_generation_prompt, enable_thinking,
                                         track=bool(_GENERATION_TAG.search(self.source)))
@@ -212,7 +214,9 @@ def template_to_jinja(t: Template | JinjaTemplate) -> str:
         return t.source
     trim = "|trim" if t.trim == "all" else ""
     sys_default = _lit(t.default_system) if t.default_system else "none"
-    out = [
+    out = [] if t.enable_thinking or t.thinking is None else [
+        "{%- if enable_thinking is not defined -%}{%- set enable_thinking = false -%}{%- endif -%}"]
+    out += [
         f"{{%- set system = {sys_default} -%}}{{%- set msgs = messages -%}}",
         "{%- if messages and messages[0]['role'] == 'system' -%}"
         "{%- set system = messages[0]['content'] -%}{%- set msgs = messages[1:] -%}{%- endif -%}",

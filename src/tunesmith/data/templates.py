@@ -68,6 +68,7 @@ class Template:
     stop_words: tuple[str, ...] = ()  # end-of-turn markers; their ids join eos_token_id
     default_system: str | None = None
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    enable_thinking: bool = True  # the config's enable_thinking; segments() uses it unless told otherwise
 
     def render_prefix(self, bos: str | None) -> str:
         return self.prefix.replace("{bos}", bos or "")
@@ -106,7 +107,7 @@ class Template:
 
     def segments(self, messages: list[Message], system: str | None, bos: str | None,
                  eos: str | None = None, add_generation_prompt: bool = False,
-                 enable_thinking: bool = True) -> list[tuple[str, bool]]:
+                 enable_thinking: bool | None = None) -> list[tuple[str, bool]]:
         """Render a conversation as (text, is_assistant) segments in order.
 
         The conversation is messages alternating user/assistant (tool turns count as user). With
@@ -114,6 +115,7 @@ class Template:
         header (and a reasoning family's opening), ready for generation. ``enable_thinking`` false
         puts a reasoning family's empty thought block into the prompt, as Qwen3's template does.
         """
+        enable_thinking = self.enable_thinking if enable_thinking is None else enable_thinking
         system = system if system is not None else self.default_system
         out: list[tuple[str, bool]] = []
         head = self.render_prefix(bos)
@@ -145,7 +147,8 @@ class Template:
         return [(t, a) for t, a in out if t]
 
     def render(self, messages: list[Message], system: str | None = None, bos: str | None = None,
-               eos: str | None = None, add_generation_prompt: bool = False, enable_thinking: bool = True) -> str:
+               eos: str | None = None, add_generation_prompt: bool = False,
+               enable_thinking: bool | None = None) -> str:
         """The whole conversation as one string."""
         return "".join(t for t, _ in self.segments(messages, system, bos, eos, add_generation_prompt,
                                                    enable_thinking))
@@ -310,7 +313,7 @@ def get_template(name: str, model_type: str | None = None, tokenizer: Any = None
     token for token is used as is, otherwise the model's Jinja template itself (``JinjaTemplate``).
     Without one, the built-in for the model type (or the tokenizer's special tokens) is chosen.
     """
-    if name == "auto":
+    if name in ("auto", "model"):  # 'model': what a run on the model's own template records
         source = getattr(tokenizer, "chat_template", None) if tokenizer is not None else None
         if isinstance(source, str) and source.strip():
             from tunesmith.data.jinja import from_model_template

@@ -123,7 +123,7 @@ def _truncate(input_ids: list[int], labels: list[int], cutoff_len: int) -> tuple
 
 def encode_sft(example: SFTExample, template: Template, tokenizer: Any, cutoff_len: int, *,
                train_on_prompt: bool = False, mask_history: bool = False,
-               enable_thinking: bool = True) -> tuple[Encoded, int]:
+               enable_thinking: bool | None = None) -> tuple[Encoded, int]:
     """Tokenize one conversation; returns (encoded, length before truncation)."""
     segments = template.segments(example.messages, example.system, tokenizer.bos_token, tokenizer.eos_token,
                                  enable_thinking=enable_thinking)
@@ -136,7 +136,7 @@ def encode_sft(example: SFTExample, template: Template, tokenizer: Any, cutoff_l
 
 
 def encode_prompt(messages: list[Message], system: str | None, template: Template, tokenizer: Any, *,
-                  enable_thinking: bool = True) -> list[int]:
+                  enable_thinking: bool | None = None) -> list[int]:
     """Token ids of a prompt ready for generation (ends with the assistant header)."""
     segments = template.segments(messages, system, tokenizer.bos_token, tokenizer.eos_token,
                                  add_generation_prompt=True, enable_thinking=enable_thinking)

@@ -63,6 +63,8 @@ def prepare_output_dir(cfg: Config) -> Path:
             "to replace them, resume_from_checkpoint=last to resume, or choose a new output_dir"
         ])
     out.mkdir(parents=True, exist_ok=True)
+    # The run record marks a finished run (finish_run writes it last); from here on the folder's files change.
+    (out / RUN_CONFIG).unlink(missing_ok=True)
     return out
 
 
@@ -276,7 +278,7 @@ def save_generation_config(model: Any, tokenizer: Any, template: Template, out: 
 
 def finish_run(cfg: Config, trainer: TunesmithTrainer, tokenizer: Any, template: Template, *,
                started: float, extra: dict[str, Any] | None = None) -> RunResult:
-    """Save the model/adapter, tokenizer + template, resolved config, loss plot and summary."""
+    """Save the model/adapter, tokenizer + template, loss plot, summary and, last, the run record."""
     out = Path(cfg.train.output_dir)
     release_workspace()  # the loss's logits buffers are not needed for evaluation
     trainer.save_model(str(out))
@@ -285,7 +287,6 @@ def finish_run(cfg: Config, trainer: TunesmithTrainer, tokenizer: Any, template:
     save_tokenizer_with_template(tokenizer, template, out)
     save_generation_config(model.get_base_model() if hasattr(model, "get_base_model") else model,
                            tokenizer, template, out)
-    write_text(out / RUN_CONFIG, dump_config(cfg))
     rows = read_log(out)
     files = {"output_dir": str(out), "log": str(out / "train_log.jsonl"), "config": str(out / RUN_CONFIG)}
     if cfg.train.plot_loss:
@@ -311,6 +312,9 @@ def finish_run(cfg: Config, trainer: TunesmithTrainer, tokenizer: Any, template:
         **(extra or {}),
     }
     write_json(out / SUMMARY, {"metrics": metrics, "files": files})
+    # Last, atomically: a folder with tunesmith_run.yaml holds every final file; one stopped while saving
+    # has none, and loading it is refused (train/resolve.py) instead of guessing its base model.
+    write_text(out / RUN_CONFIG, dump_config(cfg))
     return RunResult(out, metrics, template, files)
 
 

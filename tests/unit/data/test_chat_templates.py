@@ -278,3 +278,17 @@ def test_a_template_that_moves_the_system_prompt_cannot_be_aligned(tok) -> None:
     jt, model_tok = _own(tok, "mistral")
     with pytest.raises(DataFormatError, match="built-in"):
         encode_sft(SFTExample(*MULTI_SYSTEM), jt, model_tok, cutoff_len=4096)
+
+
+def test_a_run_trained_without_thinking_exports_a_template_that_defaults_to_it(tok) -> None:  # noqa: ANN001
+    """enable_thinking: false in training makes the exported template add the empty block by default."""
+    import dataclasses
+
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    off = dataclasses.replace(TEMPLATES["qwen3"], enable_thinking=False)
+    chat = [{"role": "user", "content": "Hi"}]
+    texts, _ = render_jinja_template([chat], chat_template=template_to_jinja(off), add_generation_prompt=True)
+    assert texts[0] == off.render([Message("user", "Hi")], add_generation_prompt=True)
+    assert texts[0].endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    assert encode_prompt([Message("user", "Hi")], None, off, tok) == ids(tok, texts[0])
