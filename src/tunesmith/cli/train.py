@@ -44,10 +44,17 @@ def train(config: ConfigArg = None, overrides: OverridesArg = None) -> None:
 
     cfg = build(config, overrides)
     stage_configs(cfg)  # every stage's config is checked before anything loads
+    if _launched(cfg, config, overrides):  # several processes: this one only started the launcher
+        return
     from tunesmith.train.multistage import run_stages  # heavy imports only after the config is valid
 
     started = time.time()
     result, last_cfg = run_stages(cfg)  # chaining, replay, lower later learning rates, continue_from
+    from tunesmith.train.distributed import end_process_group, is_main_process
+
+    if not is_main_process():  # rank 0 reports, scores and writes; the other ranks are done
+        end_process_group()
+        return
     m = result.metrics
     console.print(f"\n[bold green]Done[/bold green] in {time.time() - started:.0f}s: {m.get('steps')} steps, "
                   f"loss {m.get('first_loss') or float('nan'):.3f} → {m.get('final_loss') or float('nan'):.3f}, "
@@ -60,6 +67,26 @@ def train(config: ConfigArg = None, overrides: OverridesArg = None) -> None:
     report_run(result.output_dir)
     if last_cfg.finetune.stage != "rm":  # a reward model scores answers; it does not chat
         console.print(f"\nChat with it:  tunesmith chat --adapter {result.output_dir}")
+
+
+def _launched(cfg, config: Path | None, overrides: list[str] | None) -> bool:  # noqa: ANN001 - a Config
+    """Check the engine / tracker keys; when the config asks for several processes (or DeepSpeed / FSDP),
+    run ``tunesmith train`` with the same arguments under torchrun / accelerate and return True."""
+    import torch
+
+    from tunesmith.cli.common import split_config_and_overrides
+    from tunesmith.train.distributed import preflight
+    from tunesmith.train.launch import plan_launch, run_launch
+
+    preflight(cfg, cuda=torch.cuda.is_available())
+    plan = plan_launch(cfg)
+    if plan is None:
+        return False
+    path, items = split_config_and_overrides(config, overrides)
+    seconds = run_launch(plan, ([str(path)] if path else []) + items)
+    console.print(f"\n[bold green]Done[/bold green]: {plan.world_size} processes in {seconds:.0f}s; the run "
+                  f"folder is {cfg.train.output_dir}")
+    return True
 
 
 def _after_training(cfg, result) -> None:  # noqa: ANN001 - internal helper

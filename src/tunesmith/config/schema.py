@@ -336,8 +336,8 @@ class DistributedArgs(_Group):
         "每个节点的进程数（每个设备一个；默认取 $NPROC_PER_NODE，否则每张可见 CUDA GPU 一个；CPU 机器上为 1，"
         "多于 1 需设置 TUNESMITH_FORCE_LAUNCHER=1）。", ge=1,
     )
-    nnodes: int | None = _f(None, "Number of machines (default: $NNODES, else 1).", "机器数（默认取 $NNODES，否则为 1）。",
-                            ge=1)
+    nnodes: int | None = _f(None, "Number of machines (default: $NNODES, else 1).",
+                            "机器数（默认取 $NNODES，否则为 1）。", ge=1)
     node_rank: int | None = _f(None, "This machine's index, 0 to nnodes-1 (default: $NODE_RANK, else 0).",
                                "本机序号，0 到 nnodes-1（默认取 $NODE_RANK，否则为 0）。", ge=0)
     master_addr: str | None = _f(None, "Address of node 0 (default: $MASTER_ADDR, else 127.0.0.1).",

@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 from transformers import Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from tunesmith.config.load import dump_config
 from tunesmith.config.schema import Config
@@ -21,8 +20,10 @@ from tunesmith.data.templates import Template, to_jinja
 from tunesmith.model.adapters import apply_finetuning, count_parameters
 from tunesmith.model.load import end_token_ids, load_model
 from tunesmith.train.callbacks import JsonlLogger, read_log
+from tunesmith.train.checkpoints import checkpoint_problem, last_complete_checkpoint
 from tunesmith.train.collate import PadCollator
 from tunesmith.train.compile import compile_decoder_layers, decide, mark_compiled
+from tunesmith.train.distributed import batch_report, engine_arguments, fast_loss_decision, global_batch_size, world
 from tunesmith.train.fast import fast_causal_lm_loss, release_workspace, supports_fast_loss
 from tunesmith.train.plot import plot_loss
 from tunesmith.train.resolve import RUN_CONFIG
@@ -50,12 +51,15 @@ def use_bf16(cfg: Config) -> bool:
 
 
 def set_threads(cfg: Config) -> None:
-    torch.set_num_threads(cfg.train.num_threads or physical_cores())
+    # Processes launched on one node share its cores.
+    torch.set_num_threads(cfg.train.num_threads or max(1, physical_cores() // world().local_world_size))
 
 
 def prepare_output_dir(cfg: Config) -> Path:
     """Refuse to mix a new run into an old one; called only after data and config validated."""
     out = Path(cfg.train.output_dir)
+    if not world().is_main:  # rank 0 checks and writes the run folder; the launcher checked before starting
+        return out
     resuming = bool(cfg.train.resume_from_checkpoint)
     if out.exists() and any(out.iterdir()) and not (resuming or cfg.train.overwrite_output_dir):
         raise ConfigError([
@@ -72,13 +76,22 @@ def resolve_checkpoint(cfg: Config) -> str | None:
     ckpt = cfg.train.resume_from_checkpoint
     if not ckpt:
         return None
+    size = world().world_size
     if ckpt in ("last", "latest", "true", "True"):
-        last = get_last_checkpoint(cfg.train.output_dir) if Path(cfg.train.output_dir).is_dir() else None
+        last, torn = last_complete_checkpoint(cfg.train.output_dir, size)
+        for folder, why in torn:  # e.g. killed while saving: resuming from it would fail or lose state
+            console.print(f"[yellow]{folder.name} is incomplete ({why}): skipped[/yellow]")
         if last is None:
-            raise ConfigError([f"'resume_from_checkpoint': no checkpoint-N folder in {cfg.train.output_dir!r}"])
-        return last
+            found = f" (only incomplete ones: {', '.join(f.name for f, _ in torn)})" if torn else ""
+            raise ConfigError([f"'resume_from_checkpoint': no complete checkpoint-N folder in "
+                               f"{cfg.train.output_dir!r}{found}"])
+        console.print(f"resuming from {last.name}")
+        return str(last)
     if not Path(ckpt).is_dir():
         raise ConfigError([f"'resume_from_checkpoint': {ckpt!r} is not a folder"])
+    if problem := checkpoint_problem(ckpt, size):
+        raise ConfigError([f"'resume_from_checkpoint': {ckpt!r} is incomplete ({problem}); pick an earlier "
+                           "checkpoint, or resume_from_checkpoint=last for the newest complete one"])
     return ckpt
 
 
@@ -190,7 +203,7 @@ def training_arguments(cfg: Config, *, has_eval: bool, n_train_rows: int,
         data_seed=t.seed,
         use_cpu=not torch.cuda.is_available(),
         bf16=False,  # precision is applied by TunesmithTrainer (autocast), see PITFALLS #3
-        report_to="none",
+        **engine_arguments(cfg, cuda=torch.cuda.is_available()),  # trackers, DDP / FSDP2 / DeepSpeed
         remove_unused_columns=False,
         prediction_loss_only=True,
         # Random batches on both paths, as LLaMA-Factory and the Trainer default. Length-grouped batches
@@ -220,7 +233,12 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, train_rows: list[dict
     pad_id = tokenizer if isinstance(tokenizer, int) else tokenizer.pad_token_id
     logger = JsonlLogger(cfg.train.output_dir, append=bool(cfg.train.resume_from_checkpoint))
     args = training_arguments(cfg, has_eval=bool(val_rows), n_train_rows=len(train_rows), sampling=sampling)
-    compiled = _maybe_compile(cfg, model, train_rows, args)
+    fast, why_not = fast_loss_decision(cfg)
+    if why_not:
+        console.print(f"[dim]fast_path: the fast loss and packing are off ({why_not}); the Trainer's loss is "
+                      "used[/dim]")
+    console.print(f"batch: {batch_report(cfg)}")
+    compiled = _maybe_compile(cfg, model, train_rows, args, fast=fast)
     trainer = TunesmithTrainer(
         model=model,
         args=args,
@@ -228,7 +246,7 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, train_rows: list[dict
         eval_dataset=to_dataset(val_rows) if val_rows else None,
         data_collator=PadCollator(pad_id),
         callbacks=[logger, StopOnSignal()],  # SIGTERM: save a checkpoint, then stop
-        fast_path=cfg.train.fast_path,
+        fast_path=fast,
         bf16=use_bf16(cfg),
         token_logger=logger,
         compiled=compiled,
@@ -247,9 +265,12 @@ def planned_tokens(rows: list[dict[str, Any]], args: TrainingArguments) -> int:
     return int(total * args.num_train_epochs)
 
 
-def _maybe_compile(cfg: Config, model: Any, rows: list[dict[str, Any]], args: TrainingArguments) -> bool:
+def _maybe_compile(cfg: Config, model: Any, rows: list[dict[str, Any]], args: TrainingArguments, *,
+                   fast: bool) -> bool:
+    if (cfg.distributed.deepspeed or cfg.distributed.fsdp) and not cfg.train.torch_compile:
+        return False  # the engine wraps the layers itself; an explicit true is checked by check_engines
     on, why = decide(cfg.train.torch_compile, model.config, trained_tokens=planned_tokens(rows, args),
-                     fast_path=cfg.train.fast_path and supports_fast_loss(model),
+                     fast_path=fast and supports_fast_loss(model),
                      gradient_checkpointing=cfg.train.gradient_checkpointing)
     if on and compile_decoder_layers(model):
         console.print(f"torch.compile: on ({why}); the first step includes compiling")
@@ -281,7 +302,9 @@ def finish_run(cfg: Config, trainer: TunesmithTrainer, tokenizer: Any, template:
     """Save the model/adapter, tokenizer + template, loss plot, summary and, last, the run record."""
     out = Path(cfg.train.output_dir)
     release_workspace()  # the loss's logits buffers are not needed for evaluation
-    trainer.save_model(str(out))
+    trainer.save_model(str(out))  # every rank takes part (ZeRO-3 / FSDP gather the weights); rank 0 writes
+    if not trainer.is_world_process_zero():
+        return RunResult(out, {"steps": trainer.state.global_step, "rank": world().rank}, template, {})
     (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the resolved YAML says the same
     model = trainer.model
     save_tokenizer_with_template(tokenizer, template, out)
@@ -309,6 +332,8 @@ def finish_run(cfg: Config, trainer: TunesmithTrainer, tokenizer: Any, template:
         "final_eval_loss": evals[-1] if evals else None,
         "tokens_per_s": tps[-1] if tps else None,
         "peak_rss_mb": round(peak_rss_mb()),
+        "processes": world().world_size,
+        "global_batch_size": global_batch_size(cfg),
         **(extra or {}),
     }
     write_json(out / SUMMARY, {"metrics": metrics, "files": files})

@@ -20,6 +20,7 @@ from tunesmith.data.records import Example
 from tunesmith.data.templates import Template, to_jinja
 from tunesmith.model.adapters import apply_finetuning, count_parameters, lora_config
 from tunesmith.model.load import load_model, load_tokenizer
+from tunesmith.train.distributed import engine_arguments
 from tunesmith.train.resolve import resolve_base, resolve_template
 from tunesmith.utils.console import console
 from tunesmith.utils.errors import DataFormatError
@@ -70,7 +71,7 @@ def trl_args(cfg: Config, config_cls: type, *, has_eval: bool, n_rows: int, **ex
         use_cpu=not torch.cuda.is_available(),
         bf16=False,  # TRL defaults bf16 on, which fails on a CPU (PITFALLS #3); the tiny and 270M models train in fp32
         gradient_checkpointing=t.gradient_checkpointing,
-        report_to="none",
+        **engine_arguments(cfg, cuda=torch.cuda.is_available()),  # trackers, DDP / FSDP2 / DeepSpeed
         disable_tqdm=os.environ.get("TUNESMITH_NO_PROGRESS") == "1",
         log_level="warning",
         dataloader_num_workers=0,

@@ -11,7 +11,8 @@ from rich.console import Console
 
 # Wide tables in logs and CI: rich falls back to 80 columns when output is not a terminal.
 _width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
-console = Console(highlight=False, width=_width)
+# In a multi-process run (torchrun sets RANK) only rank 0 prints progress; errors print on every rank.
+console = Console(highlight=False, width=_width, quiet=os.environ.get("RANK", "0") != "0")
 err_console = Console(stderr=True, highlight=False, width=_width)
 
 
