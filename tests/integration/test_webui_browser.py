@@ -25,11 +25,13 @@ QUICKSTART = REPO / "examples" / "quickstart.yaml"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"{CHROMIUM} is missing: apt-get install -y chromium fonts-wqy-microhei"),
-]
+# Without a browser the test is skipped on a developer's machine, but under CI (CI=true) it fails:
+# a CI run that silently skipped the browser would stay green while the web UI broke.
+IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
+MISSING = (f"{CHROMIUM} is missing: apt-get install -y chromium fonts-wqy-microhei"
+           if not Path(CHROMIUM).exists() else None)
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(MISSING is not None and not IN_CI, reason=str(MISSING))]
 
 
 def _free_port() -> int:
@@ -56,6 +58,8 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90)
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """`tunesmith webui` on a free port, with its own work and jobs folders."""
+    if MISSING:  # only reached under CI (see pytestmark)
+        pytest.fail(f"CI=true but {MISSING} (.ci/run installs it)")
     root = tmp_path_factory.mktemp("webui")
     port = _free_port()
     log = root / "ui.log"
@@ -85,7 +89,12 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 @pytest.fixture(scope="module")
 def browser_page(ui: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        if IN_CI:
+            pytest.fail("CI=true but the playwright package is missing (it is in the dev extra)")
+        pytest.skip("playwright is not installed: pip install -e '.[dev]'")
     with sync_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
@@ -237,7 +246,6 @@ def test_webui_train_stop_chat(ui: dict, browser_page, tiny_model_dir: Path, tmp
         page.get_by_role("tab", name=name).click()
         page.wait_for_timeout(500)
         page.screenshot(path=str(shots / shot))
-    took, load = time.time() - started, os.getloadavg()[0]
-    print(f"browser test: {took:.0f}s (load average {load:.1f} on {os.cpu_count()} cores)")
-    if load <= 1.5 * (os.cpu_count() or 1):  # on a machine shared with other heavy jobs, time says little
-        assert took < 110, f"the browser test took {took:.0f}s"
+    # The time is printed, not asserted: on a shared machine it says little (the README quotes it).
+    print(f"browser test: {time.time() - started:.0f}s (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
+          "cores)")

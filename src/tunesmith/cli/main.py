@@ -25,6 +25,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import typer  # noqa: E402
 
 from tunesmith import __version__  # noqa: E402
+from tunesmith.utils.quiet import quiet_library_noise  # noqa: E402
+
+quiet_library_noise()  # known library noise, by exact message, before any library loads
 
 app = typer.Typer(
     name="tunesmith",

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tunesmith.webui import form
 from tunesmith.webui.i18n import TEXT, t
-
-pytest.importorskip("gradio")
 
 
 def test_every_ui_text_exists_in_both_languages_with_the_same_placeholders() -> None:
