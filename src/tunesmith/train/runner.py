@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainingArguments, set_seed
 
 from tunesmith.config.load import dump_config
 from tunesmith.config.schema import Config
@@ -104,6 +104,10 @@ def load_for_training(cfg: Config, model_path: str, *, adapter_path: str | None 
     dtype = torch.bfloat16 if (bf16 and lora) else torch.float32
     model = load_model(model_path, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code)
     model.config.use_cache = False
+    # `seed` decides the LoRA initialization too: the Trainer seeds only when it is built, after the
+    # adapter exists, so two runs in one process (or after other random work) started from
+    # different LoRA A matrices and their curves parted from step 2.
+    set_seed(cfg.train.seed)
     model = apply_finetuning(model, cfg.finetune, adapter_path=adapter_path)
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
