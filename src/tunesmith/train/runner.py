@@ -238,6 +238,8 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, train_rows: list[dict
     logger = JsonlLogger(cfg.train.output_dir, append=bool(cfg.train.resume_from_checkpoint))
     args = training_arguments(cfg, has_eval=bool(val_rows), n_train_rows=len(train_rows), sampling=sampling)
     fast, why_not = fast_loss_decision(cfg)
+    if fast and not supports_fast_loss(model):
+        fast, why_not = False, f"{type(model).__name__} has no decoder with a bias-free linear output layer"
     if why_not:
         console.print(f"[dim]fast_path: the fast loss and packing are off ({why_not}); the Trainer's loss is "
                       "used[/dim]")
