@@ -51,33 +51,97 @@ def test_lora_variants_train(tiny_train_overrides: dict, variant: dict) -> None:
         assert sorted(cfg_json["target_modules"]) == ["q_proj", "v_proj"]
 
 
-def test_full_and_freeze_tuning_change_only_trainable_weights(tiny_train_overrides: dict, tiny_model_dir: Path) -> None:
+def _expected_trainable(kind: str, name: str) -> bool:
+    """Whether parameter ``name`` (as named in memory) should train for each case below."""
+    if kind == "lora-all":
+        return "lora_" in name
+    if kind == "lora-qv":
+        return "lora_" in name and (".q_proj." in name or ".v_proj." in name)
+    if kind == "freeze":  # freeze_trainable_layers=1 of 2: the last layer and the final norm
+        return name.startswith("model.layers.1.") or name == "model.norm.weight"
+    return True  # full
+
+
+CASES = {
+    "lora-all": {"finetuning_type": "lora", "lora_target": "all"},
+    "lora-qv": {"finetuning_type": "lora", "lora_target": "q_proj,v_proj"},
+    "freeze": {"finetuning_type": "freeze", "freeze_trainable_layers": 1},
+    "full": {"finetuning_type": "full"},
+}
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_only_the_intended_parameters_train_and_frozen_ones_stay_the_same(
+        kind: str, tiny_train_overrides: dict, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TRL's standard check, on the model run_sft really trains: the parameters meant to train have
+    requires_grad and changed; every other parameter is bit-for-bit what it was before training."""
     from safetensors.torch import load_file
 
-    before = load_file(tiny_model_dir / "model.safetensors")
-    for kind in ("full", "freeze"):
-        cfg = load_config(None, {**tiny_train_overrides, "finetuning_type": kind, "freeze_trainable_layers": 1,
-                                 "max_steps": 3, "output_dir": str(Path(tiny_train_overrides["output_dir"]) / kind)})
-        out = run_sft(cfg).output_dir
-        after = load_file(out / "model.safetensors")
-        layer0 = "model.layers.0.mlp.down_proj.weight"
-        layer1 = "model.layers.1.mlp.down_proj.weight"
-        assert not torch.equal(before[layer1], after[layer1]), f"{kind}: the last layer must train"
-        if kind == "freeze":
-            assert torch.equal(before[layer0], after[layer0]), "freeze: earlier layers stay frozen"
-        else:
-            assert not torch.equal(before[layer0], after[layer0])
+    from tunesmith.train import sft
+
+    seen: dict = {}
+    real_build_trainer = sft.build_trainer
+
+    def recording_build_trainer(cfg, model, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        seen["model"] = model
+        seen["before"] = {n: p.detach().clone() for n, p in model.named_parameters()}
+        return real_build_trainer(cfg, model, *args, **kwargs)
+
+    monkeypatch.setattr(sft, "build_trainer", recording_build_trainer)
+    cfg = load_config(None, {**tiny_train_overrides, **CASES[kind], "max_steps": 3, "eval_dataset": "",
+                             "test_dataset": ""})
+    out = run_sft(cfg).output_dir
+    params = dict(seen["model"].named_parameters())
+    trainable = {n for n, p in params.items() if p.requires_grad}
+    want = {n for n in params if _expected_trainable(kind, n)}
+    assert trainable == want, (sorted(trainable ^ want))[:10]
+    if kind.startswith("lora"):
+        targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+        hit = {n.split(".lora_")[0].rsplit(".", 1)[1] for n in trainable}
+        assert hit == (targets if kind == "lora-all" else {"q_proj", "v_proj"}), hit
+    changed = {n for n, p in params.items() if not torch.equal(p.detach(), seen["before"][n])}
+    assert changed == trainable, {"frozen but changed": sorted(changed - trainable)[:5],
+                                  "trainable but unchanged": sorted(trainable - changed)[:5]}
+    base = load_file(tiny_model_dir / "model.safetensors")
+    if kind.startswith("lora"):  # only the adapter is saved, and it is exactly the trained tensors
+        saved = load_file(out / "adapter_model.safetensors")
+        assert len(saved) == len(trainable) and all("lora_" in k for k in saved)
+    else:  # the saved weights differ from the base exactly where training happened
+        saved = load_file(out / "model.safetensors")
+        assert saved.keys() == base.keys()
+        assert {k for k in saved if not torch.equal(saved[k], base[k])} == trainable
 
 
-def test_resume_from_checkpoint_continues(tiny_train_overrides: dict) -> None:
-    base = {**tiny_train_overrides, "max_steps": 4, "save_steps": 2}
-    run_sft(load_config(None, base))
+def _log_rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_resume_from_checkpoint_continues_where_it_stopped(tiny_train_overrides: dict) -> None:
+    # A 6-step run, then as if killed after logging step 6 but before checkpoint-6 was written: resuming
+    # from checkpoint-4 must train steps 5 and 6 only, with the same weights, optimizer, learning rate
+    # and batches as the run that was not interrupted (so the same losses and the same adapter).
+    import shutil
+
+    base = {**tiny_train_overrides, "max_steps": 6, "save_steps": 2, "eval_dataset": ""}
     out = Path(base["output_dir"])
-    assert (out / "checkpoint-2").is_dir() and (out / "checkpoint-4").is_dir()
-    resumed = run_sft(load_config(None, {**base, "max_steps": 6, "resume_from_checkpoint": "last"}))
+    run_sft(load_config(None, base))
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
+    straight_rows = _log_rows(out)
+    straight_loss = {r["step"]: r["loss"] for r in straight_rows if "loss" in r}
+    straight_adapter = _adapter_tensors(out)
+    shutil.rmtree(out / "checkpoint-6")
+
+    resumed = run_sft(load_config(None, {**base, "resume_from_checkpoint": "last"}))
     assert resumed.metrics["steps"] == 6
-    steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
-    assert max(steps) == 6
+    rows = [r for r in _log_rows(out) if "loss" in r]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6], "steps 1-4 were not trained again"
+    assert rows[:4] == [r for r in straight_rows if "loss" in r][:4], "the rows of steps 1-4 are the first run's"
+    for step in (5, 6):
+        assert rows[step - 1]["loss"] == pytest.approx(straight_loss[step], abs=1e-4), (step, rows, straight_loss)
+    adapter = _adapter_tensors(out)
+    assert adapter.keys() == straight_adapter.keys()
+    for name, tensor in adapter.items():
+        torch.testing.assert_close(tensor, straight_adapter[name], atol=1e-5, rtol=1e-4, msg=name)
 
 
 def test_existing_output_dir_is_protected(tiny_train_overrides: dict) -> None:
