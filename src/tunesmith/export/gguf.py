@@ -1,10 +1,12 @@
 """Write llama.cpp's GGUF (f16 or q8_0) from a merged Hugging Face folder, with the ``gguf`` package.
 
-Supported architectures: Gemma 3 (text), Llama and Qwen 2 — the families tunesmith has chat
-templates for. What each needs beyond renaming tensors follows llama.cpp's ``convert_hf_to_gguf.py``:
-Gemma stores RMSNorm weights as ``1 + w``; Llama's q/k projections are permuted for llama.cpp's
-rotary layout. The tokenizer goes in as metadata (vocabulary, merges, token types, special ids), with
-the chat template and the end-of-turn id (``eot_token_id``) so llama.cpp stops where training did.
+Supported architectures: Gemma 3 (text), Llama, Mistral (as llama.cpp's llama), Qwen 2, Qwen 3 and
+Phi-3 — the families tunesmith has chat templates for (tests/integration/test_architectures.py runs
+each). What each needs beyond renaming tensors follows llama.cpp's ``convert_hf_to_gguf.py``: Gemma
+stores RMSNorm weights as ``1 + w``; Llama's (and Mistral's) q/k projections are permuted for
+llama.cpp's rotary layout; Qwen 3 and Gemma 3 write their head size. The tokenizer goes in as
+metadata (vocabulary, merges, token types, special ids), with the chat template and the end-of-turn
+id (``eot_token_id``) so llama.cpp stops where training did.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from tunesmith.utils.errors import ModelLoadError
 
 GgufType = Literal["f16", "q8_0"]
 # model_type (config.json) -> GGUF architecture name
-ARCHITECTURES = {"gemma3_text": "gemma3", "gemma3": "gemma3", "llama": "llama", "qwen2": "qwen2"}
+ARCHITECTURES = {"gemma3_text": "gemma3", "gemma3": "gemma3", "llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
+                 "mistral": "llama", "phi3": "phi3"}
 # Gemma 3 settings that transformers' GGUF loader and llama.cpp take as fixed for the family; a model
 # that differs would load back as a different model, so it is refused up front.
 GEMMA3_FIXED = {"query_pre_attn_scalar": 256, "sliding_window_pattern": 6, "sliding_rope_theta": 10000.0}
@@ -37,6 +40,11 @@ def gguf_problems(config: dict[str, Any]) -> list[str]:
         return [f"model_type {model_type!r} is not supported for GGUF export (supported: "
                 f"{', '.join(sorted(set(ARCHITECTURES)))})"]
     problems = []
+    heads = int(config.get("num_attention_heads") or 1)
+    if model_type == "qwen3" and int(config.get("head_dim") or config.get("hidden_size", 0) // heads) != 128:
+        problems.append("head_dim is not 128: transformers' GGUF reader assumes Qwen 3's 128")
+    if model_type == "mistral" and config.get("sliding_window"):
+        problems.append(f"sliding_window {config['sliding_window']} is not carried by llama-architecture GGUF files")
     rope = config.get("rope_parameters") or {}
     for part in (rope.values() if "full_attention" in rope else [rope]):
         if isinstance(part, dict) and part.get("rope_type", "default") != "default":
@@ -67,9 +75,10 @@ def _hparams(writer: Any, arch: str, config: dict[str, Any]) -> None:
     writer.add_head_count_kv(int(config.get("num_key_value_heads") or heads))
     writer.add_layer_norm_rms_eps(float(config.get("rms_norm_eps", 1e-6)))
     writer.add_rope_freq_base(_rope_theta(config))
-    if arch == "gemma3":
+    if arch in ("gemma3", "qwen3"):  # head_dim is its own setting there, not hidden_size / heads
         writer.add_key_length(head_dim)
         writer.add_value_length(head_dim)
+    if arch == "gemma3":
         writer.add_sliding_window(int(config.get("sliding_window") or 512))
     else:
         writer.add_rope_dimension_count(head_dim)
@@ -205,6 +214,8 @@ def write_gguf(model_dir: Path, out_file: Path, qtype: GgufType, *, stop_ids: li
     with atomic_path(out_file) as tmp:
         writer = gguf.GGUFWriter(tmp, arch)
         writer.add_type(gguf.GGUFType.MODEL)
+        # Mistral goes in as llama.cpp's llama architecture (as its converter writes it), and loads back as
+        # Llama: the same model when there is no sliding window (gguf_problems refuses one)
         writer.add_name(name or model_dir.name)
         writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if qtype == "q8_0" else gguf.LlamaFileType.MOSTLY_F16)
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
