@@ -65,8 +65,9 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     log = root / "ui.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     with log.open("wb") as fh:
+        # The test types paths from the repo and its tmp folders: widen the path policy (tested apart below).
         proc = subprocess.Popen([sys.executable, "-m", "tunesmith.cli.main", "webui", "--port", str(port),
-                                 "--workdir", str(root), "--jobs-dir", str(root / "jobs")],
+                                 "--workdir", str(root), "--jobs-dir", str(root / "jobs"), "--allow-outside-workdir"],
                                 stdout=fh, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -143,6 +144,48 @@ def _wait_until(predicate, timeout: float, what: str, page=None) -> None:  # noq
             return
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}" + (f"; status: {_status(page)}" if page else ""))
+
+
+def test_webui_off_loopback_asks_for_a_login(browser_page, tmp_path: Path) -> None:  # noqa: ANN001
+    """Bound to 0.0.0.0 with no password set, the UI prints a generated token once and asks for it."""
+    import re
+
+    from playwright.sync_api import expect
+
+    port = _free_port()
+    log = tmp_path / "ui.log"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("TUNESMITH_WEBUI_PASSWORD", None)
+    with log.open("wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "tunesmith.cli.main", "webui", "--host", "0.0.0.0", "--port",
+                                 str(port), "--workdir", str(tmp_path), "--jobs-dir", str(tmp_path / "jobs")],
+                                stdout=fh, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    page = browser_page.context.new_page()
+    try:
+        _wait_http(url, proc, log)
+        found = re.search(r"log in as 'tunesmith' with the password (\S+)", log.read_text())
+        assert found, log.read_text()[-2000:]
+        page.goto(url, wait_until="load")
+        expect(page.locator("#tab-train-button")).to_have_count(0)  # nothing of the app before the login
+        page.locator("input[type=password]").wait_for()
+        page.locator("input[type=text]").first.fill("tunesmith")
+        page.locator("input[type=password]").fill(found.group(1) + "x")
+        page.get_by_role("button", name=re.compile("login", re.I)).click()
+        page.wait_for_timeout(1500)
+        expect(page.locator("#tab-train-button")).to_have_count(0)  # a wrong password keeps it closed
+        page.locator("input[type=text]").first.fill("tunesmith")  # the form was cleared
+        page.locator("input[type=password]").fill(found.group(1))
+        page.get_by_role("button", name=re.compile("login", re.I)).click()
+        page.locator("#tab-train-button").wait_for()  # logged in: the app itself
+        assert log.read_text().count(found.group(1)) == 1  # printed once
+    finally:
+        page.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def test_webui_train_stop_chat(ui: dict, browser_page, tiny_model_dir: Path, tmp_path: Path) -> None:  # noqa: ANN001

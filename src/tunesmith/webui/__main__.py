@@ -19,8 +19,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs-dir", default=None, help="where training jobs are recorded "
                         "(default: ~/.cache/tunesmith/webui/jobs)")
     parser.add_argument("--lang", choices=("en", "zh"), default="en", help="language shown first")
+    parser.add_argument("--password-file", default=None, help="file holding the login password (else "
+                        "$TUNESMITH_WEBUI_PASSWORD; off loopback a token is generated and printed)")
+    parser.add_argument("--allow-outside-workdir", action="store_true", help="let paths typed into the UI "
+                        "point outside --workdir")
     args = parser.parse_args(argv)
-    launch(host=args.host, port=args.port, workdir=args.workdir, jobs_dir=args.jobs_dir, lang=args.lang)
+    launch(host=args.host, port=args.port, workdir=args.workdir, jobs_dir=args.jobs_dir, lang=args.lang,
+           password_file=args.password_file, allow_outside_workdir=args.allow_outside_workdir)
 
 
 if __name__ == "__main__":
