@@ -27,6 +27,8 @@ Examples:
   tunesmith webui
 
   tunesmith webui --port 8080 --lang zh
+
+  TUNESMITH_WEBUI_PASSWORD=... tunesmith webui --host 0.0.0.0     # reachable from the network, with a login
 """
 
 
@@ -37,13 +39,20 @@ def webui(
     jobs_dir: Annotated[Path | None, typer.Option(help="Where training jobs are recorded "
                                                   "(default: ~/.cache/tunesmith/webui/jobs).")] = None,
     lang: Annotated[str, typer.Option(help="Language shown first: en or zh.")] = "en",
+    password_file: Annotated[Path | None, typer.Option(
+        help="File holding the login password (else $TUNESMITH_WEBUI_PASSWORD). Off loopback a login is always "
+        "required: without either, a token is generated and printed once.")] = None,
+    allow_outside_workdir: Annotated[bool, typer.Option(
+        help="Let paths typed into the UI point outside --workdir (refused by default).")] = False,
 ) -> None:
     if importlib.util.find_spec("gradio") is None:
         raise MissingExtraError("The web UI needs the package 'gradio'.", hint="pip install 'tunesmith[webui]'")
     if lang not in ("en", "zh"):
         raise typer.BadParameter("choose en or zh", param_hint="--lang")
     cmd = [sys.executable, "-m", "tunesmith.webui", "--host", host, "--port", str(port), "--workdir", str(workdir),
-           "--lang", lang, *(["--jobs-dir", str(jobs_dir)] if jobs_dir else [])]
+           "--lang", lang, *(["--jobs-dir", str(jobs_dir)] if jobs_dir else []),
+           *(["--password-file", str(password_file)] if password_file else []),
+           *(["--allow-outside-workdir"] if allow_outside_workdir else [])]
     if os.name == "posix":
         os.execv(sys.executable, cmd)  # one process: Ctrl-C and signals reach the UI directly
     sys.exit(subprocess.call(cmd))

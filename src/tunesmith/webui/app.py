@@ -49,12 +49,14 @@ def default_jobs_dir() -> Path:
     return Path(root) / "webui" / "jobs"
 
 
-def build_app(*, workdir: str | Path = ".", jobs_dir: str | Path | None = None, lang: str = "en") -> Any:
+def build_app(*, workdir: str | Path = ".", jobs_dir: str | Path | None = None, lang: str = "en",
+              allow_outside_workdir: bool = False) -> Any:
     """The Gradio Blocks app (not launched)."""
     require("gradio", extra="webui")
     from tunesmith.webui.ui import Context
 
-    return build(Context(JobManager(jobs_dir or default_jobs_dir()), Path(workdir).resolve(), lang))
+    return build(Context(JobManager(jobs_dir or default_jobs_dir()), Path(workdir).resolve(), lang,
+                         allow_outside_workdir=allow_outside_workdir))
 
 
 def build(ctx: Any) -> Any:
@@ -110,14 +112,26 @@ def build(ctx: Any) -> Any:
 
 
 def launch(*, host: str = "127.0.0.1", port: int = 7860, workdir: str | Path = ".",
-           jobs_dir: str | Path | None = None, lang: str = "en", block: bool = True) -> Any:
-    """Build and serve the app on host:port (127.0.0.1 keeps it local)."""
+           jobs_dir: str | Path | None = None, lang: str = "en", block: bool = True,
+           password_file: str | Path | None = None, allow_outside_workdir: bool = False) -> Any:
+    """Build and serve the app on host:port (127.0.0.1 keeps it local; any other address needs a login,
+    see security.py)."""
+    from tunesmith.webui.security import PASSWORD_ENV, gradio_auth, resolve_login
+
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     gr = require("gradio", extra="webui")
-    demo = build_app(workdir=workdir, jobs_dir=jobs_dir, lang=lang)
+    login = resolve_login(host, password_file)
+    if login and login.generated:  # printed once, here; it is kept nowhere else
+        print(f"The web UI listens on {host}, beyond this machine: log in as '{login.user}' with the password "
+              f"{login.password}\n(set {PASSWORD_ENV} or --password-file to choose one)", flush=True)
+    elif login:
+        print(f"Login required: user '{login.user}'", flush=True)
+    demo = build_app(workdir=workdir, jobs_dir=jobs_dir, lang=lang, allow_outside_workdir=allow_outside_workdir)
     demo.queue(default_concurrency_limit=4)
     theme = gr.themes.Default(primary_hue="blue", font=["system-ui", "Noto Sans CJK SC", "WenQuanYi Micro Hei",
                                                         "sans-serif"])
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, show_error=True, theme=theme,
-                css=CSS, js=FOLLOW_JS, inbrowser=False, quiet=False)
+                css=CSS, js=FOLLOW_JS, inbrowser=False, quiet=False, auth=gradio_auth(login),
+                auth_message="tunesmith: log in (the password was printed when the UI started, or set with "
+                f"{PASSWORD_ENV})" if login else None)
     return demo

@@ -90,6 +90,8 @@ class ChatTab:
     def _load(self, kind: str, model: str, adapter: str, template: str, lang: str) -> str:
         name, adapter_path = _target(kind, model, adapter)
         try:
+            if adapter_path:
+                self.ctx.paths.resolve(adapter_path, "adapter")  # inside --workdir
             loaded = chat.load(name, adapter_path, template)
         except TunesmithError as exc:
             raise gr.Error(str(exc)) from exc

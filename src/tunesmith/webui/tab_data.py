@@ -99,6 +99,7 @@ class DataTab:
                lang: str) -> Any:
         if not name:
             raise gr.Error("no dataset")
+        dataset_dir = self._folder(dataset_dir)
         with tempfile.TemporaryDirectory() as tmp:
             report_path = Path(tmp) / "report.json"
             args = ["data", "check", name, "--dataset-dir", dataset_dir or ".", "--model", model or "gemma-3-270m",
@@ -109,21 +110,41 @@ class DataTab:
                 report = json.loads(report_path.read_text()) if report_path.exists() else {}
                 yield stats_table(report, lang), text
 
+    def _folder(self, dataset_dir: str | None) -> str:
+        """The dataset folder as an absolute path inside --workdir (gr.Error when it is not)."""
+        try:
+            return str(self.ctx.paths.resolve(dataset_dir or ".", "dataset folder"))
+        except TunesmithError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def _preview(self, name: str, dataset_dir: str, lang: str) -> tuple[Any, str]:
+        try:
+            folder = str(self.ctx.paths.resolve(dataset_dir or ".", "dataset folder"))
+        except TunesmithError as exc:
+            return gr.update(), f"⚠ {exc}"
+        return preview_table(name, folder, lang)
+
+    def _names(self, dataset_dir: str | None) -> Any:
+        try:
+            return gr.update(choices=dataset_names(self.ctx.paths.resolve(dataset_dir or ".", "dataset folder")))
+        except TunesmithError:
+            return gr.update(choices=[])
+
     def wire(self, lang: Any, refresh_train: tuple[Any, list[Any], list[Any]]) -> None:
         ctx = self.ctx
-        self.dir.change(lambda d: gr.update(choices=dataset_names(d or ".")), self.dir, self.name,
-                        show_progress="hidden")
+        self.dir.change(self._names, self.dir, self.name, show_progress="hidden")
 
         def uploaded(up: str | None, d: str, lg: str) -> tuple[Any, str]:
             if not up:
                 return gr.update(), ""
+            d = self._folder(d)
             name = _copy_upload(up, d)
             return gr.update(choices=dataset_names(d), value=name), t("uploaded", lg, path=f"`{Path(d) / name}`")
 
         self.upload.upload(uploaded, [self.upload, self.dir, lang], [self.name, self.msg]).then(
-            preview_table, [self.name, self.dir, lang], [self.records, self.msg])
-        self.preview_btn.click(preview_table, [self.name, self.dir, lang], [self.records, self.msg])
-        self.name.change(preview_table, [self.name, self.dir, lang], [self.records, self.msg], show_progress="hidden")
+            self._preview, [self.name, self.dir, lang], [self.records, self.msg])
+        self.preview_btn.click(self._preview, [self.name, self.dir, lang], [self.records, self.msg])
+        self.name.change(self._preview, [self.name, self.dir, lang], [self.records, self.msg], show_progress="hidden")
         self.check_btn.click(self._check, [self.name, self.dir, ctx.fields["model_name_or_path"],
                                            ctx.fields["template"], ctx.fields["cutoff_len"], lang],
                              [self.stats, self.check_out])

@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from tunesmith.utils.errors import TunesmithError
 from tunesmith.utils.io import write_text
 from tunesmith.webui import commands, form
 from tunesmith.webui.i18n import t
@@ -108,6 +109,11 @@ class CommandTab:
         if not run:
             raise gr.Error(t("run_dir", lang))
         flat = {**form.flat_from_form(values), "adapter_name_or_path": run}
+        try:
+            for config in [flat, *[{**flat, **s} for s in stages or []]]:
+                self.ctx.paths.check_config(config)  # typed paths stay inside --workdir
+        except TunesmithError as exc:
+            raise gr.Error(str(exc)) from exc
         path = self.config_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text(path, form.to_yaml(flat, stages=stages))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -45,10 +44,14 @@ def fill_form(ctx: Context, flat: dict[str, Any]) -> list[Any]:
 
 def load_file(ctx: Context, source: str | None, lang: str) -> list[Any]:
     """Fill the form from a YAML file: [*field updates, stages, message]."""
-    if not source or not Path(source).is_file():
+    try:
+        path = ctx.paths.resolve(source, "config file") if source else None
+    except TunesmithError as exc:  # outside --workdir
+        return [gr.update() for _ in form.FIELDS] + [gr.update(), f"⚠ {exc}"]
+    if path is None or not path.is_file():
         return [gr.update() for _ in form.FIELDS] + [gr.update(), "⚠ " + t("file_not_found", lang, path=source)]
     try:
-        flat, stages, problems = form.read_config_file(source)
+        flat, stages, problems = form.read_config_file(path)
     except TunesmithError as exc:
         return [gr.update() for _ in form.FIELDS] + [gr.update(), f"⚠ {exc}"]
     msg = t("loaded", lang, path=f"`{source}`")
@@ -156,6 +159,8 @@ class TrainTab:
         if problems:
             raise gr.Error("\n".join(problems))
         try:
+            for config in [flat, *[{**flat, **s} for s in stages or []]]:
+                self.ctx.paths.check_config(config)  # typed paths stay inside --workdir
             job = self.ctx.jobs.start(form.to_yaml(flat, stages=stages), str(flat["output_dir"]),
                                       cwd=self.ctx.workdir)
         except TunesmithError as exc:
@@ -175,6 +180,10 @@ class TrainTab:
         *values, stages, lang = args
         if not commands.available("advise"):
             return t("unavailable", lang, command="advise"), {}, gr.update(interactive=False)
+        try:
+            self.ctx.paths.check_config(form.flat_from_form(values))
+        except TunesmithError as exc:
+            raise gr.Error(str(exc)) from exc
         folder = self.ctx.jobs.root / "advise"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "advice.json").unlink(missing_ok=True)

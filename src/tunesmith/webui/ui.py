@@ -21,6 +21,7 @@ from tunesmith.webui import form
 from tunesmith.webui.i18n import TEXT, t
 from tunesmith.webui.jobs import JobManager
 from tunesmith.webui.runs import dataset_names, find_runs
+from tunesmith.webui.security import PathPolicy
 
 Props = dict[str, str | Callable[[str], Any]]  # component property -> i18n key, or a function of the language
 
@@ -38,6 +39,12 @@ class Context:
     fields: dict[str, Any] = field(default_factory=dict)  # config key -> component, in FIELDS order at the end
     translated: list[tuple[Any, Props]] = field(default_factory=list)
     shared: dict[str, Any] = field(default_factory=dict)  # components one tab hands to another
+    allow_outside_workdir: bool = False  # --allow-outside-workdir: typed paths may leave workdir
+
+    @property
+    def paths(self) -> PathPolicy:
+        """Where typed paths may point (security.py)."""
+        return PathPolicy(self.workdir, self.allow_outside_workdir)
 
     def tr(self, component: Any, **props: str | Callable[[str], Any]) -> Any:
         """Register a component whose properties are UI text (i18n keys or functions of the language)."""
