@@ -13,7 +13,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from tunesmith.config.peft_rules import peft_problems
 from tunesmith.config.schema import GROUPS, Config, field_help, field_index
+from tunesmith.utils.console import note_once
 from tunesmith.utils.errors import ConfigError
 
 # Keys that LLaMA-Factory users write and that mean nothing (or the same thing) here.
@@ -132,6 +134,7 @@ def group_flat(flat: dict[str, Any], problems: list[str], where: str = "") -> di
                     problems.append(f"{where}'{key}.{k}': unknown key in group '{key}'{_suggest(k, valid)}")
             continue
         if key in IGNORED_KEYS:
+            note_once(f"ignored-key:{key}", f"'{key}' is ignored: {IGNORED_KEYS[key]}")
             continue
         group = index.get(key)
         if group is None:
@@ -175,6 +178,16 @@ def check_semantics(cfg: Config, *, require_data: bool = True) -> list[str]:
         problems.append(f"'val_size': {d.val_size} must be a share below 1 or a whole count")
     if f.stage == "grpo" and not f.reward_funcs:
         problems.append("'reward_funcs': stage grpo needs at least one reward (e.g. exact_match)")
+    per_round = t.per_device_train_batch_size * t.gradient_accumulation_steps
+    if f.stage == "grpo" and per_round % f.num_generations:
+        problems.append(
+            f"'per_device_train_batch_size' x 'gradient_accumulation_steps' = {per_round} answers per round must be "
+            f"a multiple of num_generations={f.num_generations} (GRPO compares the answers to one prompt with each "
+            "other); e.g. set per_device_train_batch_size to a multiple of num_generations")
+    if f.stage == "kto" and t.per_device_train_batch_size < 2:
+        problems.append("'per_device_train_batch_size': KTO needs at least 2 examples per batch (it estimates its "
+                        "KL term from the other answers in the batch); set it to 2 or more")
+    problems += peft_problems(cfg)
     return problems
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from tunesmith.data.formats import Columns, convert_records
 from tunesmith.data.readers import read_records, read_text
 from tunesmith.data.records import Example
+from tunesmith.utils.console import note_once
 from tunesmith.utils.errors import DataFormatError
 
 REGISTRY_FILE = "dataset_info.json"
@@ -85,6 +86,29 @@ _ENTRY_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
+# LLaMA-Factory column names for inputs tunesmith does not train on (tools, images, audio, video).
+_UNSUPPORTED_COLUMNS = {"tools": "tool definitions are not part of tunesmith's templates",
+                        "images": "tunesmith trains text-only models", "videos": "tunesmith trains text-only models",
+                        "audios": "tunesmith trains text-only models"}
+_HUB_ONLY_KEYS = ("split", "subset", "folder")
+
+
+def _check_mapping_names(name: str, key: str, mapping: dict[str, str], registry_path: Path) -> None:
+    """Every name in 'columns' / 'tags' is one tunesmith reads; a typo would silently map nothing."""
+    valid = sorted(f for f in Columns.__dataclass_fields__ if f != "explicit")
+    for k, column in mapping.items():
+        if k in _UNSUPPORTED_COLUMNS:
+            note_once(f"registry:{registry_path}:{name}:{key}.{k}",
+                      f"{registry_path}: dataset '{name}': '{key}.{k}' ({column!r}) is ignored: "
+                      f"{_UNSUPPORTED_COLUMNS[k]}")
+        elif k not in valid:
+            close = difflib.get_close_matches(k, valid, n=1)
+            raise DataFormatError(
+                f"{registry_path}: dataset '{name}': '{key}.{k}' is not a name tunesmith reads"
+                + (f"; did you mean '{close[0]}'?" if close else ""),
+                hint=f"names: {', '.join(valid)}")
+
+
 def _check_entry(name: str, entry: Any, dataset_dir: Path, registry_path: Path) -> None:
     """Types of the entry's values, and a file_name that stays inside dataset_dir."""
     if not isinstance(entry, dict):
@@ -100,6 +124,13 @@ def _check_entry(name: str, entry: Any, dataset_dir: Path, registry_path: Path) 
         if bad:
             raise DataFormatError(f"{registry_path}: dataset '{name}': '{key}.{bad[0]}' must be a column name "
                                   "(a string)", hint='e.g. "columns": {"prompt": "question"}')
+        _check_mapping_names(name, key, entry.get(key) or {}, registry_path)
+    for key in _HUB_ONLY_KEYS:
+        if entry.get(key) is not None and not (key == "split" and entry[key] == "train"):
+            note_once(f"registry:{registry_path}:{name}:{key}",
+                      f"{registry_path}: dataset '{name}': '{key}: {entry[key]}' is ignored: it selects part of a "
+                      "hub dataset, and tunesmith reads the whole local file_name (split it into files, or use "
+                      "eval_dataset / test_dataset / val_size)")
     file_name = entry.get("file_name")
     if file_name is not None:
         inside = os.path.normpath(os.path.join(dataset_dir, file_name))

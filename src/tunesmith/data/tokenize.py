@@ -179,11 +179,18 @@ def pack(sequences: list[tuple[list[int], list[int]]], cutoff_len: int) -> list[
     return rows
 
 
-def chunk_text(token_lists: list[list[int]], cutoff_len: int) -> list[dict[str, list[int]]]:
-    """Pre-training: concatenate documents and cut into cutoff_len blocks (positions restart per doc)."""
+def chunk_text(token_lists: list[list[int]], cutoff_len: int, *, pack: bool = True) -> list[dict[str, list[int]]]:
+    """Pre-training: concatenate documents and cut into cutoff_len blocks (positions restart per doc).
+
+    ``pack=False`` keeps one document per row: a document's last block is not filled up with the next one.
+    """
     rows: list[dict[str, list[int]]] = []
     cur: dict[str, list[int]] = {"input_ids": [], "labels": [], "position_ids": []}
     for doc in token_lists:
+        if not pack and len(cur["input_ids"]) > 1:
+            rows.append(cur)
+        if not pack:
+            cur = {"input_ids": [], "labels": [], "position_ids": []}
         pos = 0
         while doc:
             room = cutoff_len - len(cur["input_ids"])

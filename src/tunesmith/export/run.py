@@ -35,7 +35,7 @@ from tunesmith.export.checks import (
 )
 from tunesmith.export.target import MANIFEST, check_export_dir, publish
 from tunesmith.train.resolve import Loaded, load_inference_model, run_settings
-from tunesmith.utils.console import console, status
+from tunesmith.utils.console import console, note_once, status
 from tunesmith.utils.errors import ConfigError, TunesmithError
 from tunesmith.utils.io import write_json
 
@@ -74,8 +74,11 @@ def check_prompts(cfg: Config) -> list[str]:
     for name in names:
         try:
             examples = load_examples(name, data_dir, n)
-        except TunesmithError:
-            continue  # a moved dataset should not block an export: fall back to built-in prompts
+        except TunesmithError as exc:  # a moved test set should not block an export, but must be said
+            note_once(f"export-prompts:{name}", f"the parity checks cannot read test_dataset '{name}' from "
+                      f"{data_dir} ({exc.message}); they use built-in prompts instead (set export_check_prompts, "
+                      "or point test_dataset / dataset_dir at the moved file)")
+            continue
         prompts += [ex.prompt_messages[-1].content for ex in examples
                     if getattr(ex, "kind", None) == "sft" and ex.prompt_messages]
     return (prompts or DEFAULT_PROMPTS)[:n]

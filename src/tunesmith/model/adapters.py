@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.config.schema import FinetuneArgs
+from tunesmith.utils.console import note_once
 from tunesmith.utils.errors import ConfigError, ModelLoadError
 
 
@@ -23,19 +24,35 @@ def linear_module_names(model: Any) -> list[str]:
     return sorted(names)
 
 
+def lora_target_problem(available: list[str], lora_target: list[str]) -> str | None:
+    """Why ``lora_target`` names layers the model lacks (None when every name is one of ``available``)."""
+    missing = [t for t in lora_target if t != "all" and t not in available]
+    if not missing:
+        return None
+    return (f"'lora_target': {missing} not found in this model; its linear layers are {', '.join(available)} "
+            "(or use 'all')")
+
+
+def linear_module_names_of(model_path: str, *, trust_remote_code: bool = False) -> list[str]:
+    """``linear_module_names`` of the model in ``model_path`` without loading its weights (built on the meta
+    device from config.json: well under a second), for checking lora_target before any stage runs."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    return linear_module_names(model)
+
+
 def lora_config(model: Any, ft: FinetuneArgs, *, task_type: str = "CAUSAL_LM") -> Any:
     """A peft LoraConfig from tunesmith's keys, validating lora_target against the model."""
     from peft import LoraConfig
 
-    available = linear_module_names(model)
-    if ft.lora_target == ["all"]:
-        targets: Any = "all-linear"
-    else:
-        missing = [t for t in ft.lora_target if t not in available]
-        if missing:
-            raise ConfigError([f"'lora_target': {missing} not found in this model; its linear layers are "
-                               f"{', '.join(available)} (or use 'all')"])
-        targets = ft.lora_target
+    problem = lora_target_problem(linear_module_names(model), ft.lora_target)
+    if problem:
+        raise ConfigError([problem])
+    targets: Any = "all-linear" if ft.lora_target == ["all"] else ft.lora_target
     return LoraConfig(
         r=ft.lora_rank,
         lora_alpha=ft.lora_alpha or 2 * ft.lora_rank,
@@ -61,12 +78,42 @@ def _freeze(model: Any, ft: FinetuneArgs) -> None:
         param.requires_grad = in_kept_layer or name.endswith("model.norm.weight")
 
 
+def note_fixed_lora_keys(model: Any, ft: FinetuneArgs, adapter_path: str) -> list[str]:
+    """Say which lora_* keys the config sets differently from the adapter being continued: the adapter's own
+    values train (its shape and placement were fixed when it was made). Returns the keys."""
+    import json
+
+    saved = json.loads((Path(adapter_path) / "adapter_config.json").read_text())
+    targets = saved.get("target_modules") or []
+    every = set(linear_module_names(model))
+    theirs_target = every if targets == "all-linear" else {t.split(".")[-1] for t in targets}  # may be full names
+    ours_target = every if ft.lora_target == ["all"] else set(ft.lora_target)
+    pairs = {
+        "lora_rank": (ft.lora_rank, saved.get("r")),
+        "lora_alpha": (ft.lora_alpha or 2 * ft.lora_rank, saved.get("lora_alpha")),
+        "lora_dropout": (ft.lora_dropout, saved.get("lora_dropout", 0.0)),
+        "lora_target": (sorted(ours_target), sorted(theirs_target)),
+        "use_rslora": (ft.use_rslora, bool(saved.get("use_rslora"))),
+        "use_dora": (ft.use_dora, bool(saved.get("use_dora"))),
+    }
+    differ = [k for k, (ours, theirs) in pairs.items() if k in ft.model_fields_set and ours != theirs]
+    if differ:
+        said = ", ".join(f"{k}={pairs[k][0]}" for k in differ)
+        kept = ", ".join(f"{k}={pairs[k][1]}" for k in differ)
+        note_once(f"lora-keys:{adapter_path}",
+                  f"continuing the adapter in {adapter_path}: {said} ignored; the adapter's own {kept} train "
+                  "(an adapter's shape is fixed when it is made; to change it, train a new adapter without "
+                  "adapter_name_or_path / continue_from)")
+    return differ
+
+
 def apply_finetuning(model: Any, ft: FinetuneArgs, *, adapter_path: str | None = None) -> Any:
     """Prepare ``model`` for training according to finetuning_type; returns the model to train."""
     if ft.finetuning_type == "lora":
         from peft import PeftModel, get_peft_model
 
         if adapter_path:  # continue training an existing adapter
+            note_fixed_lora_keys(model, ft, adapter_path)
             return PeftModel.from_pretrained(model, adapter_path, is_trainable=True)
         return get_peft_model(model, lora_config(model, ft))
     if adapter_path:

@@ -24,6 +24,14 @@ class GenerationSettings:
     top_p: float = 1.0
     top_k: int = 0
     repetition_penalty: float = 1.0
+    seed: int | None = None  # sampling only: the same seed, prompt and settings give the same answer
+
+    def seed_rng(self) -> None:
+        """Seed torch's generator for a sampled generation that asked for a seed."""
+        if self.seed is not None and self.temperature > 0:
+            import torch
+
+            torch.manual_seed(self.seed)
 
     def to_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty}
@@ -93,6 +101,7 @@ def generate_ids(model: Any, prompts: list[list[int]], *, stop_ids: list[int], p
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         ids, mask = _left_pad([prompts[i] for i in idx], pad_id)
+        settings.seed_rng()
         with torch.inference_mode():
             out = model.generate(
                 input_ids=ids.to(device), attention_mask=mask.to(device), eos_token_id=stop_ids,
@@ -139,6 +148,7 @@ def stream_ids(model: Any, prompt: list[int], *, stop_ids: list[int], pad_id: in
 
     def run() -> None:
         try:
+            settings.seed_rng()
             with torch.inference_mode():
                 model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), eos_token_id=stop_ids,
                                pad_token_id=pad_id, streamer=streamer, **settings.to_kwargs())

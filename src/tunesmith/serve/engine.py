@@ -48,8 +48,8 @@ class GenRequest:
 
     def sampling_key(self) -> tuple:
         s = self.settings
-        return (s.temperature, s.top_p, s.top_k, s.repetition_penalty) if s.temperature > 0 else (
-            0.0, 1.0, 0, s.repetition_penalty)
+        return (s.temperature, s.top_p, s.top_k, s.repetition_penalty, s.seed, self.id if s.seed is not None else None
+                ) if s.temperature > 0 else (0.0, 1.0, 0, s.repetition_penalty, None, None)  # seeded: a batch alone
 
 
 @dataclass
@@ -230,6 +230,7 @@ class Engine:
         self.stats.requests += len(rows)
         self.stats.largest_batch = max(self.stats.largest_batch, len(rows))
         streamer = _BatchStreamer(rows, set(self.stop_ids))
+        settings.seed_rng()  # a seeded request runs alone, so its answer does not depend on other requests
         with torch.inference_mode():
             self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), eos_token_id=self.stop_ids,
                                 pad_token_id=pad, streamer=streamer,

@@ -130,6 +130,6 @@ def build_pt_rows(splits: Splits, tokenizer: Any, cfg: Config) -> tuple[list[dic
     def rows(examples: list[Example]) -> list[dict]:
         texts = _examples_of("text", examples, "pt")
         return chunk_text([encode_text(t, tokenizer) for t in texts if isinstance(t, TextExample)],
-                          cfg.data.cutoff_len)
+                          cfg.data.cutoff_len, pack=cfg.data.packing is not False)  # packing: on unless false
 
     return rows(splits.train), rows(splits.val) if splits.val else []

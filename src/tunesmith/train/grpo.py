@@ -23,18 +23,8 @@ from tunesmith.train.rewards import RewardFn, resolve_rewards
 from tunesmith.train.runner import RunResult, finish_run, prepare_output_dir, resolve_checkpoint, set_threads
 from tunesmith.train.stop import StopOnSignal
 from tunesmith.train.trl_setup import examples_of, load_policy, load_text_side, tokens_per_second, trl_args
-from tunesmith.utils.errors import ConfigError
 
 PROBE_PROMPTS = 16
-
-
-def _check_batch(cfg: Config) -> None:
-    per_round = cfg.train.per_device_train_batch_size * cfg.train.gradient_accumulation_steps
-    if per_round % cfg.finetune.num_generations:
-        raise ConfigError([
-            f"'per_device_train_batch_size' x 'gradient_accumulation_steps' = {per_round} answers per round must be "
-            f"a multiple of num_generations={cfg.finetune.num_generations} (GRPO compares the answers to one prompt "
-            "with each other); e.g. set per_device_train_batch_size to a multiple of num_generations"])
 
 
 def mean_reward(model: Any, tokenizer: Any, template: Any, examples: list[Any], rewards: list[RewardFn],
@@ -66,7 +56,6 @@ def run_grpo(cfg: Config) -> RunResult:
     started = time.time()
     set_threads(cfg)
     rewards = resolve_rewards(cfg.finetune.reward_funcs, cfg.source)  # name errors before anything loads
-    _check_batch(cfg)
     splits = load_splits(cfg)
     train_ex = examples_of("sft", splits.train, "grpo")
     probe_ex = examples_of("sft", splits.val, "grpo") if splits.val else train_ex[:PROBE_PROMPTS]

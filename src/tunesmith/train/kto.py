@@ -28,7 +28,6 @@ from tunesmith.train.trl_setup import (
     trl_args,
 )
 from tunesmith.utils.console import console
-from tunesmith.utils.errors import ConfigError
 
 KTO_METRICS = {"rewards/margins": "reward_margin", "logps/chosen": "logps_desirable",
                "logps/rejected": "logps_undesirable", "kl": "kl"}
@@ -36,9 +35,7 @@ PROBE_EXAMPLES = 64
 
 
 def _check(cfg: Config, train: list[dict]) -> None:
-    if cfg.train.per_device_train_batch_size < 2:
-        raise ConfigError(["'per_device_train_batch_size': KTO needs at least 2 examples per batch (it estimates "
-                           "its KL term from the other answers in the batch); set it to 2 or more"])
+    # The batch size (at least 2) is checked with the config, before any stage runs (config/load.py).
     n_good = sum(r["label"] for r in train)
     if n_good in (0, len(train)):
         console.print(f"[yellow]warning[/yellow]: every training example has kto_tag={bool(n_good)}; KTO learns "

@@ -184,9 +184,43 @@ def _stage_changes(cfg: Config, i: int, own: dict[str, Any], prev: Config | None
     return changes, record
 
 
+def check_stages(configs: list[Config], overrides: list[dict[str, Any]] | None = None) -> None:
+    """What each stage would otherwise check only when it starts (reward functions, lora_target against the
+    model), for every stage before the first one trains: a bad stage 3 must not cost stage 1's hour.
+    Batch-size rules need no model and are part of every config's validation (config/load.py).
+    ``overrides`` are the stages' own keys (``cfg.stages``): a later stage without its own start continues
+    the previous stage's adapter."""
+    from tunesmith.model.adapters import linear_module_names_of, lora_target_problem
+    from tunesmith.model.load import resolve_model_path
+    from tunesmith.train.rewards import resolve_rewards
+
+    problems: list[str] = []
+    names: dict[str, list[str]] = {}
+    for i, c in enumerate(configs):
+        where = f"stages[{i}]: " if len(configs) > 1 else ""
+        if c.finetune.stage == "grpo":
+            try:
+                resolve_rewards(c.finetune.reward_funcs, c.source)
+            except ConfigError as exc:
+                problems += [where + p for p in exc.problems]
+        own = (overrides or [])[i] if i < len(overrides or []) else {}
+        continues = c.train.continue_from or c.model.adapter_name_or_path or (
+            i > 0 and not ({"continue_from", "model_name_or_path", "adapter_name_or_path"} & set(own)))
+        if c.finetune.finetuning_type != "lora" or c.finetune.lora_target == ["all"] or continues:
+            continue  # a continued adapter keeps its own targets
+        base = resolve_model_path(c.model.model_name_or_path, c.model.cache_dir)
+        if base not in names:
+            names[base] = linear_module_names_of(base, trust_remote_code=c.model.trust_remote_code)
+        problem = lora_target_problem(names[base], c.finetune.lora_target)
+        problems += [where + problem] if problem else []
+    if problems:
+        raise ConfigError(problems, source=configs[0].source)
+
+
 def run_stages(cfg: Config) -> tuple[RunResult, Config]:
     """Run a config's stages in order (or its single stage); returns the last result and its config."""
     configs = stage_configs(cfg)
+    check_stages(configs, cfg.stages)
     if not cfg.stages:
         return run_single(configs[0])
     if cfg.train.resume_from_checkpoint:

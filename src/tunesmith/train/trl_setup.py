@@ -22,7 +22,7 @@ from tunesmith.model.adapters import apply_finetuning, count_parameters, lora_co
 from tunesmith.model.load import load_model, load_tokenizer
 from tunesmith.train.distributed import engine_arguments
 from tunesmith.train.resolve import resolve_base, resolve_template
-from tunesmith.utils.console import console
+from tunesmith.utils.console import console, note_once
 from tunesmith.utils.errors import DataFormatError
 
 STAGE_DATA = {"pt": "text", "sft": "sft", "grpo": "sft", "rm": "preference", "dpo": "preference",
@@ -45,6 +45,9 @@ def examples_of(kind: str, examples: list[Example], stage: str) -> list[Any]:
 def trl_args(cfg: Config, config_cls: type, *, has_eval: bool, n_rows: int, **extra: Any) -> Any:
     """A TRL config (a TrainingArguments subclass) from tunesmith's keys, fp32 on the CPU."""
     t = cfg.train
+    if t.bf16:
+        note_once("bf16-trl", f"bf16: true is ignored on stage {cfg.finetune.stage}: the TRL stages (rm, dpo, kto, "
+                  "orpo, simpo, grpo) train in fp32 here; sft and pt use bf16")
     steps_per_epoch = max(1, -(-n_rows // (t.per_device_train_batch_size * t.gradient_accumulation_steps)))
     total = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.num_train_epochs)
     return config_cls(

@@ -16,6 +16,20 @@ console = Console(highlight=False, width=_width, quiet=os.environ.get("RANK", "0
 err_console = Console(stderr=True, highlight=False, width=_width)
 
 
+_told: set[str] = set()
+
+
+def note_once(key: str, message: str) -> None:
+    """Tell the user, once per process, about a setting that is ignored or changed (and why).
+
+    ``key`` says what the note is about, so the same note from several stages or reloads prints once.
+    """
+    if key in _told:
+        return
+    _told.add(key)
+    console.print(f"[yellow]note[/yellow]: {message}")
+
+
 @contextmanager
 def status(message: str) -> Iterator[None]:
     """A spinner with a message while a long step runs (plain line when not a terminal)."""

@@ -93,6 +93,8 @@ TEXT: dict[str, tuple[str, str]] = {  # key: (English, Chinese)
     "state_stopped": ("stopped", "已停止"),
     "state_failed": ("failed (see the log)", "失败（请查看日志）"),
     "state_lost": ("ended without recording how (the process is gone)", "已结束（进程已不存在，未记录结束方式）"),
+    "state_broken": ("its job.json cannot be read (see the job's folder); delete the job to remove it",
+                     "无法读取其 job.json（请查看任务目录）；删除该任务即可移除"),
     "job_line": ("Job {id}: {state} · step {step}/{max_steps} · loss {loss} · eval loss {eval_loss} · "
                  "{elapsed} s", "任务 {id}：{state} · 步数 {step}/{max_steps} · 损失 {loss} · 验证损失 {eval_loss} · "
                  "{elapsed} 秒"),

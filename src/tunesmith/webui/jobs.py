@@ -44,6 +44,7 @@ JOB_FILES = (JOB_FILE, CONFIG_FILE, CONSOLE_LOG, STOP_FILE, EXIT_FILE, RUNNER_LO
 TRAIN_LOG = "train_log.jsonl"  # written by train.callbacks.JsonlLogger into output_dir
 
 RUNNING, STOPPING, FINISHED, STOPPED, FAILED, LOST = "running", "stopping", "finished", "stopped", "failed", "lost"
+BROKEN = "broken"  # its job.json cannot be read: listed (with the reason) rather than left out
 ACTIVE_STATES = (RUNNING, STOPPING)
 
 
@@ -89,6 +90,12 @@ def _process(pid: int | None, create_time: float | None) -> Any:
         return None
 
 
+def _broken_job(job_dir: Path, problem: str) -> Job:
+    """A job whose job.json is unreadable: shown with the reason (its process is not known)."""
+    return Job(job_dir, {"problem": problem, "cwd": str(job_dir), "output_dir": ".", "command": [],
+                         "started": job_dir.stat().st_mtime, "pid": None, "create_time": None})
+
+
 @dataclass
 class Job:
     """A training job, read from its folder."""
@@ -112,15 +119,27 @@ class Job:
     def command(self) -> str:
         return shown_command(self.spec["command"])
 
+    @property
+    def problem(self) -> str | None:
+        """Why this job's own files cannot be read (None when they can)."""
+        return self.spec.get("problem")
+
     def exit_info(self) -> dict[str, Any] | None:
         path = self.dir / EXIT_FILE
-        return json.loads(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:  # the job ended; how is unknown: shown as failed
+            return {"returncode": None, "ended": path.stat().st_mtime, "problem": f"{EXIT_FILE}: {exc}"}
 
     def alive(self) -> bool:
         return _process(self.spec.get("pid"), self.spec.get("create_time")) is not None
 
     def state(self) -> str:
-        """running, stopping, finished, stopped, failed, or lost (ended without a trace)."""
+        """running, stopping, finished, stopped, failed, lost (ended without a trace), or broken."""
+        if self.problem:
+            return BROKEN
         stop = (self.dir / STOP_FILE).exists()
         info = self.exit_info()
         if info is None:
@@ -187,8 +206,8 @@ class JobManager:
         for path in self.root.glob(f"*/{JOB_FILE}"):
             try:
                 out.append(Job(path.parent, json.loads(path.read_text(encoding="utf-8"))))
-            except (OSError, json.JSONDecodeError):
-                continue
+            except (OSError, json.JSONDecodeError) as exc:
+                out.append(_broken_job(path.parent, f"{JOB_FILE} cannot be read ({exc})"))
         return sorted(out, key=lambda j: j.spec.get("started", 0), reverse=True)
 
     def get(self, job_id: str) -> Job | None:
@@ -251,7 +270,7 @@ class JobManager:
         is anything else found in the job's folder (the folder then stays, and the error says what is there)."""
         if job.state() in ACTIVE_STATES:
             raise JobError(f"job {job.id} is still {job.state()}", hint="stop it first")
-        if "output_dir" in job.spec and job.output_dir.resolve().is_relative_to(job.dir.resolve()):
+        if not job.problem and job.output_dir.resolve().is_relative_to(job.dir.resolve()):
             raise JobError(f"job {job.id}: its run folder {job.output_dir} is inside the job's folder {job.dir}",
                            hint="move the run elsewhere first; nothing was deleted")
         for name in JOB_FILES:

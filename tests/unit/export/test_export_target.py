@@ -179,3 +179,18 @@ def test_failed_copy_never_replaces_user_files(tiny_model_dir: Path, tiny_adapte
     with pytest.raises(ConfigError, match=r"failed copy.*not an earlier tunesmith export"):
         run_export(_cfg(tiny_model_dir, tiny_adapters["alpha"], tmp_path / "out"))
     assert (failed / "keep.txt").read_text() == "mine"
+
+
+def test_parity_checks_say_when_the_test_set_moved(tiny_model_dir: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunesmith.export.checks import DEFAULT_PROMPTS
+    from tunesmith.export.run import check_prompts
+    from tunesmith.utils import console as console_mod
+
+    monkeypatch.setattr(console_mod, "_told", set())
+    cfg = load_config(None, {"model_name_or_path": str(tiny_model_dir), "test_dataset": "moved_test",
+                             "dataset_dir": str(tmp_path), "export_check_samples": 2}, require_data=False)
+    assert check_prompts(cfg) == DEFAULT_PROMPTS[:2]
+    out = " ".join(capsys.readouterr().out.split())
+    assert "cannot read test_dataset 'moved_test'" in out and "built-in prompts instead" in out, out

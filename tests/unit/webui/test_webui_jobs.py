@@ -115,3 +115,21 @@ def test_delete_refuses_a_job_whose_run_folder_is_inside_it(tmp_path: Path) -> N
     with pytest.raises(JobError, match="inside the job's folder"):
         jobs.delete(job)
     assert (job.output_dir / "adapter_model.safetensors").exists() and (job.dir / JOB_FILE).exists()
+
+
+def test_a_job_with_unreadable_files_is_listed_not_dropped(tmp_path: Path) -> None:
+    from tunesmith.webui.jobs import BROKEN
+
+    jobs = JobManager(tmp_path / "jobs")
+    job = _finished_job(jobs.root, "saves/run")
+    (job.dir / "exit.json").write_text('{"returncode": ')  # cut off
+    assert jobs.get(job.id).state() == "failed" and "exit.json" in jobs.get(job.id).exit_info()["problem"]
+    (job.dir / JOB_FILE).write_text("{not json")
+    listed = jobs.jobs()
+    assert [j.id for j in listed] == [job.id], "a job whose job.json is broken must not vanish"
+    assert listed[0].state() == BROKEN and "job.json cannot be read" in listed[0].problem
+    from tunesmith.webui import views
+
+    assert "job.json cannot be read" in views.status_markdown(listed[0], "en")
+    jobs.delete(listed[0])
+    assert not job.dir.exists()
