@@ -4,7 +4,10 @@
 and ``/v1/completions``. The request's ``model`` picks the base model or one of the adapters. Errors
 come back in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, with a 4xx status:
 unknown model (404), bad values or malformed messages (400), missing or wrong API key (401),
-oversized bodies (413). Chat prompts are rendered with the training template, so a served adapter
+oversized bodies (413, also when sent chunked without a Content-Length: reading stops at the limit).
+Limits on ``max_tokens``, ``n``, ``stop`` and the number and size of ``messages`` answer 400 naming
+the parameter. The API key is compared in constant time; ``/health`` says only that the server is up.
+Chat prompts are rendered with the training template, so a served adapter
 sees exactly the token layout it was trained on.
 """
 
@@ -26,6 +29,10 @@ from tunesmith.data.records import Message
 from tunesmith.data.tokenize import encode_prompt
 from tunesmith.model.generate import GenerationSettings
 from tunesmith.serve.engine import Engine, GenRequest
+
+# Request limits (each a 400 naming the parameter): generated tokens, chat messages and their size,
+# stop sequences (OpenAI allows 4).
+MAX_TOKENS, MAX_MESSAGES, MAX_MESSAGE_CHARS, MAX_STOP = 4096, 256, 100_000, 4
 
 
 class ApiError(Exception):
@@ -115,17 +122,22 @@ class Service:
     """What the endpoints share: the engine, defaults, auth and limits."""
 
     def __init__(self, engine: Engine, *, defaults: GenerationSettings, api_key: str | None = None,
-                 max_body_bytes: int = 512 * 1024) -> None:
+                 max_body_bytes: int = 512 * 1024, max_tokens_limit: int = MAX_TOKENS,
+                 max_messages: int = MAX_MESSAGES, max_message_chars: int = MAX_MESSAGE_CHARS) -> None:
         self.engine = engine
         self.defaults = defaults
         self.api_key = api_key
         self.max_body_bytes = max_body_bytes
+        self.max_tokens_limit = max_tokens_limit
+        self.max_messages = max_messages
+        self.max_message_chars = max_message_chars
 
     def authorize(self, header: str | None) -> None:
         if not self.api_key:
             return
         scheme, _, token = (header or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), self.api_key):
+        # Constant time, on bytes: compare_digest refuses a str key with non-ASCII characters (a 500).
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.api_key.encode()):
             raise ApiError(401, "invalid or missing API key: send 'Authorization: Bearer <key>'",
                            type="authentication_error", code="invalid_api_key")
 
@@ -134,8 +146,13 @@ class Service:
         max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
         if max_tokens is not None and max_tokens < 1:
             raise ApiError(400, f"max_tokens must be at least 1 (got {max_tokens})", param="max_tokens")
+        if max_tokens is not None and max_tokens > self.max_tokens_limit:
+            raise ApiError(400, f"max_tokens must be at most {self.max_tokens_limit} (got {max_tokens})",
+                           param="max_tokens")
         if req.n != 1:
             raise ApiError(400, "only n=1 is supported", param="n")
+        if len(_stops(req.stop)) > MAX_STOP:
+            raise ApiError(400, f"at most {MAX_STOP} stop sequences (got {len(_stops(req.stop))})", param="stop")
         return GenerationSettings(
             max_new_tokens=max_tokens or d.max_new_tokens,
             temperature=d.temperature if req.temperature is None else req.temperature,
@@ -145,12 +162,37 @@ class Service:
             seed=req.seed,
         )
 
+    def check_messages(self, messages: list[ChatMessage]) -> None:
+        """How many messages, and how long each may be (400 naming the first one over)."""
+        if len(messages) > self.max_messages:
+            raise ApiError(400, f"at most {self.max_messages} messages per request (got {len(messages)})",
+                           param="messages")
+        for i, m in enumerate(messages):
+            size = len(m.content) if isinstance(m.content, str) else sum(
+                len(str(p.get("text", ""))) for p in m.content or [])
+            if size > self.max_message_chars:
+                raise ApiError(400, f"messages[{i}] has {size} characters; the limit is {self.max_message_chars}",
+                               param=f"messages[{i}].content")
+
     def adapter(self, model: str) -> str:
         adapter = self.engine.adapter_for(model)
         if adapter is None:
             raise ApiError(404, f"the model {model!r} does not exist; available: "
                            f"{', '.join(self.engine.model_names)}", param="model", code="model_not_found")
         return adapter
+
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    """The body, read chunk by chunk and refused as soon as it passes ``limit`` (a chunked body has no
+    Content-Length to check first, and must not be held whole in memory before the check)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body is over {limit} bytes, the limit", code="request_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class _Run:
@@ -231,9 +273,7 @@ def create_app(service: Service) -> FastAPI:
         size = request.headers.get("content-length")
         if size is not None and size.isdigit() and int(size) > service.max_body_bytes:
             raise ApiError(413, f"request body is {size} bytes; the limit is {service.max_body_bytes}")
-        body = await request.body()
-        if len(body) > service.max_body_bytes:
-            raise ApiError(413, f"request body is {len(body)} bytes; the limit is {service.max_body_bytes}")
+        body = await read_bounded(request, service.max_body_bytes)
         try:
             data = json.loads(body or b"null")
         except json.JSONDecodeError as exc:
@@ -249,8 +289,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        s = engine.stats
-        return {"status": "ok", "batches": s.batches, "requests": s.requests, "largest_batch": s.largest_batch}
+        return {"status": "ok"}  # no key needed, so nothing about models, adapters or load
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
@@ -266,6 +305,7 @@ def create_app(service: Service) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
         req: ChatRequest = await read(request, ChatRequest)
+        service.check_messages(req.messages)
         adapter, settings = service.adapter(req.model), service.settings(req)
         turns, system = chat_messages(req.messages)
         prompt = encode_prompt(turns, system, engine.template, engine.tokenizer)
