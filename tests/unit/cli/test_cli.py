@@ -145,3 +145,39 @@ def test_train_cli_end_to_end(tiny_train_overrides: dict) -> None:
     assert "base vs tuned" in proc.stdout
     noise = [line for line in (proc.stdout + proc.stderr).splitlines() if any(n in line for n in NOISE)]
     assert not noise, noise
+
+
+def test_data_stats_command_counts_what_is_there(tiny_model_dir: Path, tiny_tokenizer, dataset_dir: Path,  # noqa: ANN001
+                                                 alpaca_rows: list[dict], tmp_path: Path, cli) -> None:  # noqa: ANN001
+    out = tmp_path / "stats.json"
+    result = cli("data", "stats", "toy_train", "toy_val", "--dataset-dir", str(dataset_dir), "--model",
+                 str(tiny_model_dir), "--template", "gemma", "--cutoff-len", "20", "--json", str(out))
+    assert result.code == 0, result.err
+    assert "toy_train" in result.out and "toy_val" in result.out
+    train, val = json.loads(out.read_text())["datasets"]
+    # toy_train is the 8 rows twice; toy_val is the first 4; half the rows are Chinese
+    assert (train["dataset"], train["examples"], train["exact_duplicates"], train["near_duplicates"]) == \
+        ("toy_train", 16, 8, 0)
+    assert (val["dataset"], val["examples"], val["exact_duplicates"]) == ("toy_val", 4, 0)
+    assert train["chinese_share"] == val["chinese_share"] == 0.5
+    assert train["user_turns_mean"] == 1 and train["system_share"] == 0
+    assert train["distinct_phrasings"] == 8 and val["distinct_phrasings"] == 4
+    answer_lengths = sorted(len(tiny_tokenizer.encode(r["output"], add_special_tokens=False)) for r in alpaca_rows)
+    assert train["answer_tokens_max"] == answer_lengths[-1]
+    assert train["tokens_max"] > train["answer_tokens_max"] and 0 < train["loss_token_share"] < 1
+    assert 0 < train["over_cutoff"] <= 16 and train["over_cutoff"] % 2 == 0, "each row counts twice"
+    roomy = cli("data", "stats", "toy_val", "--dataset-dir", str(dataset_dir), "--model", str(tiny_model_dir),
+                "--template", "gemma", "--cutoff-len", "1024", "--json", str(out))
+    assert roomy.code == 0 and json.loads(out.read_text())["datasets"][0]["over_cutoff"] == 0
+
+
+def test_bench_generate_command_writes_its_figures(tiny_model_dir: Path, tmp_path: Path, cli) -> None:  # noqa: ANN001
+    out = tmp_path / "generate.json"
+    result = cli("bench", "generate", "--model", str(tiny_model_dir), "--prompts", "4", "--max-new-tokens", "4",
+                 "--batch-size", "2", "--output", str(out))
+    assert result.code == 0, result.err
+    figures = json.loads(out.read_text())
+    assert (figures["prompts"], figures["max_new_tokens"], figures["batch_size"]) == (4, 4, 2)
+    assert figures["baseline_tokens_per_s"] > 0 and figures["tokens_per_s"] > 0
+    assert figures["speedup"] == pytest.approx(figures["tokens_per_s"] / figures["baseline_tokens_per_s"], rel=0.02)
+    assert "baseline" in result.out and "speed-up" in result.out
