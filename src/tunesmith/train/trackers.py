@@ -60,6 +60,8 @@ def prepare_tracker_env(cfg: Config, trackers: list[str]) -> list[str]:
     notes = []
     if "mlflow" in trackers and not os.environ.get("MLFLOW_TRACKING_URI"):
         os.environ["MLFLOW_TRACKING_URI"] = (out / "mlruns").as_uri()
+        # MLflow 3 refuses its file store unless told (it prefers a database server); a run folder is a file store.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", "tunesmith")
         notes.append(f"mlflow: local file store {out / 'mlruns'} (mlflow ui --backend-store-uri {out / 'mlruns'})")
     if "wandb" in trackers:

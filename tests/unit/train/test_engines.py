@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,9 @@ def test_presets_are_shipped_json_with_auto_values() -> None:
     assert "offload_optimizer" in deepspeed_config("z3_offload")["zero_optimization"]
 
 
-@pytest.mark.skipif(not HAS_DEEPSPEED, reason="deepspeed not installed")
-def test_valid_presets_pass_on_cpu_and_offload_is_refused() -> None:
+@pytest.mark.skipif(not HAS_DEEPSPEED and os.environ.get("TUNESMITH_REQUIRE_DEEPSPEED") != "1",
+                    reason="deepspeed not installed (CI checks this in its DeepSpeed step)")
+def test_valid_deepspeed_presets_pass_on_cpu_and_offload_is_refused() -> None:
     assert check_engines(_cfg(deepspeed="z2"), cuda=False) == []
     assert check_engines(_cfg(deepspeed="z3"), cuda=False) == []
     problems = check_engines(_cfg(deepspeed="z3_offload"), cuda=False)
