@@ -30,7 +30,7 @@ from tunesmith.train.resolve import RUN_CONFIG
 from tunesmith.train.stop import StopOnSignal
 from tunesmith.utils.console import console
 from tunesmith.utils.errors import ConfigError
-from tunesmith.utils.hardware import bf16_available, peak_rss_mb, physical_cores
+from tunesmith.utils.hardware import peak_rss_mb, physical_cores, resolve_bf16
 from tunesmith.utils.io import write_json, write_text
 
 SUMMARY = "summary.json"
@@ -47,7 +47,8 @@ class RunResult:
 
 
 def use_bf16(cfg: Config) -> bool:
-    return cfg.train.bf16 if cfg.train.bf16 is not None else bf16_available()
+    """bf16 compute for this run: the setting, but never emulated bf16 on a CPU without it."""
+    return resolve_bf16(cfg.train.bf16)[0]
 
 
 def set_threads(cfg: Config) -> None:
@@ -115,7 +116,8 @@ def load_for_training(cfg: Config, model_path: str, *, adapter_path: str | None 
             model.enable_input_require_grads()
     trainable, total = count_parameters(model)
     console.print(f"[bold]{cfg.finetune.finetuning_type}[/bold]: training {trainable:,} of {total:,} parameters "
-                  f"({100 * trainable / total:.2f}%), {'bf16' if bf16 else 'fp32'} compute")
+                  f"({100 * trainable / total:.2f}%), {'bf16' if bf16 else 'fp32'} compute "
+                  f"[dim]({resolve_bf16(cfg.train.bf16)[1]})[/dim]")
     return model
 
 
