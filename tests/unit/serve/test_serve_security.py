@@ -164,3 +164,27 @@ def test_concurrent_greedy_answers_equal_sequential_ones(servers: dict) -> None:
     assert engine.stats.batches - batches < len(PROMPTS), "the concurrent requests never shared a batch"
     assert together == alone
     assert any(n > 0 for _, n in alone)
+
+
+def test_a_client_that_leaves_mid_stream_frees_its_slot(servers: dict) -> None:
+    """A stream asking for 900 tokens, dropped after its first one, stops generating: counted in tokens
+    the engine produced, not in time (the engine stops a row whose client left at its next step)."""
+    import time
+
+    engine = servers["engine"]
+    headers = {"Authorization": f"Bearer {KEY}"}
+    body = {"model": "base", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 900,
+            "temperature": 0, "stream": True}
+    before = engine.stats.generated_tokens
+    with httpx.stream("POST", servers["url"] + "/v1/chat/completions", json=body, headers=headers,
+                      timeout=120) as r:
+        for line in r.iter_lines():
+            if '"content": "' in line and '"content": ""' not in line:
+                break  # leave after the first token
+    follow = httpx.post(servers["url"] + "/v1/chat/completions", headers=headers, timeout=120,
+                        json={**body, "stream": False, "max_tokens": 4})
+    assert follow.status_code == 200
+    deadline = time.time() + 60
+    while engine.stats.generated_tokens == before and time.time() < deadline:  # counted when a batch ends
+        time.sleep(0.1)
+    assert engine.stats.generated_tokens - before < 200, "the dropped stream kept generating"
