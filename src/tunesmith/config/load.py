@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from tunesmith.config.peft_rules import peft_problems
 from tunesmith.config.schema import GROUPS, Config, field_help, field_index
 from tunesmith.utils.console import note_once
 from tunesmith.utils.errors import ConfigError
@@ -186,6 +187,7 @@ def check_semantics(cfg: Config, *, require_data: bool = True) -> list[str]:
     if f.stage == "kto" and t.per_device_train_batch_size < 2:
         problems.append("'per_device_train_batch_size': KTO needs at least 2 examples per batch (it estimates its "
                         "KL term from the other answers in the batch); set it to 2 or more")
+    problems += peft_problems(cfg)
     return problems
 
 

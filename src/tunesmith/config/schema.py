@@ -56,6 +56,12 @@ class ModelArgs(_Group):
         "Allow running code shipped with a hub model. Off unless you trust the model's authors.",
         "允许执行模型仓库自带的代码。除非信任模型作者，否则保持关闭。",
     )
+    rope_scaling: Literal["linear", "dynamic", "yarn"] | None = _f(
+        None, "Stretch RoPE positions to train or run past the model's max_position_embeddings: linear, "
+        "dynamic (NTK) or yarn, by ceil(cutoff_len / max_position_embeddings).",
+        "拉伸 RoPE 位置以超出模型的 max_position_embeddings 进行训练或推理：linear、dynamic（NTK）或 yarn，"
+        "倍数为 ceil(cutoff_len / max_position_embeddings)。",
+    )
     cache_dir: str | None = _f(
         None,
         "Where converted models are cached (default: $TUNESMITH_CACHE or ~/.cache/tunesmith).",
@@ -187,6 +193,51 @@ class FinetuneArgs(_Group):
                           "秩稳定 LoRA（缩放 alpha/sqrt(r)）：高秩时更稳定。")
     use_dora: bool = _f(False, "DoRA: weight-decomposed LoRA (slower per step, sometimes better).",
                         "DoRA：权重分解的 LoRA（每步更慢，有时效果更好）。")
+    quantization_bit: Literal[4, 8] | None = _f(
+        None, "QLoRA: load the frozen base in 4 or 8 bits (bitsandbytes) and train LoRA on top; merging goes "
+        "into the unquantized base. Needs finetuning_type lora and the 'qlora' extra.",
+        "QLoRA：以 4 或 8 比特（bitsandbytes）加载冻结的基座并在其上训练 LoRA；合并时并入未量化的基座。"
+        "需 finetuning_type lora 与 'qlora' 依赖。",
+    )
+    quantization_type: Literal["nf4", "fp4"] = _f("nf4", "4-bit data type: nf4 (QLoRA's, best) or fp4.",
+                                                  "4 比特数据类型：nf4（QLoRA 使用，效果最好）或 fp4。")
+    double_quantization: bool = _f(True, "4-bit: also quantize the quantization constants (~0.4 bit/weight less).",
+                                   "4 比特：对量化常数再做一次量化（每个权重约省 0.4 比特）。")
+    init_lora_weights: Literal["default", "gaussian", "pissa", "olora", "loftq"] = _f(
+        "default", "LoRA initialization (peft's init_lora_weights): default (B = 0), gaussian, pissa (principal "
+        "singular vectors; the base keeps the residual), olora (QR-orthonormal), loftq (quantization-aware, "
+        "for quantization_bit 4).",
+        "LoRA 初始化（peft 的 init_lora_weights）：default（B = 0）、gaussian、pissa（主奇异向量，基座保留残差）、"
+        "olora（QR 正交）、loftq（量化感知，配合 quantization_bit 4）。",
+    )
+    pissa_init: bool = _f(False, "LLaMA-Factory's spelling of init_lora_weights: pissa.",
+                          "LLaMA-Factory 的写法，等同 init_lora_weights: pissa。")
+    pissa_iter: int = _f(16, "PiSSA: fast-SVD iterations (-1: exact SVD).",
+                         "PiSSA：快速 SVD 的迭代次数（-1 为精确 SVD）。", ge=-1)
+    loraplus_lr_ratio: float | None = _f(
+        None, "LoRA+: the B matrices learn this many times faster than A (the paper suggests 16).",
+        "LoRA+：B 矩阵的学习率是 A 的多少倍（论文建议 16）。", gt=0.0,
+    )
+    loraplus_lr_embedding: float = _f(1e-6, "LoRA+: learning rate of LoRA on embedding layers.",
+                                      "LoRA+：嵌入层上 LoRA 的学习率。", gt=0.0)
+    additional_target: list[str] = _f(
+        [], "Modules trained in full beside LoRA (peft's modules_to_save), e.g. embed_tokens,lm_head with "
+        "new_special_tokens.",
+        "在 LoRA 之外整体训练的模块（peft 的 modules_to_save），如配合 new_special_tokens 的 embed_tokens,lm_head。",
+    )
+    new_special_tokens: list[str] = _f(
+        [], "Special tokens to add to the tokenizer (comma-separated); the embeddings are resized and the new "
+        "rows start at the mean embedding.",
+        "加入分词器的特殊 token（逗号分隔）；嵌入层随之扩展，新行初始化为平均嵌入。",
+    )
+
+    @field_validator("additional_target", "new_special_tokens", mode="before")
+    @classmethod
+    def _split_names(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        return [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
+
     freeze_trainable_layers: int = _f(2, "freeze tuning: how many of the last layers train.",
                                       "freeze 微调：训练最后多少层。", ge=1)
     pref_beta: float = _f(0.1, "Preference stages: beta, how far the model may move from the reference.",
@@ -281,6 +332,11 @@ class TrainArgs(_Group):
     plot_loss: bool = _f(True, "Write a loss-curve PNG (train and eval) at the end.", "训练结束时保存损失曲线图。")
     gradient_checkpointing: bool = _f(False, "Recompute activations in backward: less memory, ~30% slower.",
                                       "反向传播时重算激活：省内存，约慢 30%。")
+    neftune_noise_alpha: float | None = _f(
+        None, "NEFTune: uniform noise of this scale (alpha / sqrt(length x hidden)) on the input embeddings "
+        "while training; 5 is the paper's value.",
+        "NEFTune：训练时在输入嵌入上加入该尺度的均匀噪声（alpha / sqrt(长度 × 隐藏维度)）；论文取 5。", gt=0.0,
+    )
     fast_path: bool = _f(
         True,
         "Use tunesmith's fast loss (output layer only at labelled positions, chunked) with padding "

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tunesmith.config.peft_rules import lora_init
 from tunesmith.config.schema import FinetuneArgs
 from tunesmith.utils.console import note_once
 from tunesmith.utils.errors import ConfigError, ModelLoadError
@@ -49,10 +50,18 @@ def lora_config(model: Any, ft: FinetuneArgs, *, task_type: str = "CAUSAL_LM") -
     """A peft LoraConfig from tunesmith's keys, validating lora_target against the model."""
     from peft import LoraConfig
 
+    from tunesmith.model.peft_extras import embedding_modules, init_lora_kwargs
+
     problem = lora_target_problem(linear_module_names(model), ft.lora_target)
     if problem:
         raise ConfigError([problem])
     targets: Any = "all-linear" if ft.lora_target == ["all"] else ft.lora_target
+    to_save = list(ft.additional_target)
+    if ft.new_special_tokens:  # new tokens need trainable embedding rows, or they stay at their initial values
+        for name in embedding_modules(model):
+            if name not in to_save:
+                to_save.append(name)
+                note_once(f"new-tokens:{name}", f"new_special_tokens: {name} trains in full (additional_target)")
     return LoraConfig(
         r=ft.lora_rank,
         lora_alpha=ft.lora_alpha or 2 * ft.lora_rank,
@@ -61,7 +70,39 @@ def lora_config(model: Any, ft: FinetuneArgs, *, task_type: str = "CAUSAL_LM") -
         use_rslora=ft.use_rslora,
         use_dora=ft.use_dora,
         task_type=task_type,
+        modules_to_save=to_save or None,
+        **init_lora_kwargs(lora_init(ft), ft.pissa_iter),
     )
+
+
+# PiSSA and OLoRA move part of every targeted weight into the adapter, so the trained adapter belongs to
+# the changed base; at the end of a run peft converts it into an ordinary LoRA of twice the rank that
+# applies to the original base, using the adapter as it was right after initialization (saved here).
+REWRITING_INITS = ("pissa", "olora")
+INIT_ADAPTER_DIR = "lora_init"
+
+
+def save_initial_adapter(model: Any, ft: FinetuneArgs, out: Path) -> Path | None:
+    """For PiSSA / OLoRA: save the adapter as initialized (needed to convert the trained one); else None."""
+    if lora_init(ft) not in REWRITING_INITS:
+        return None
+    config = model.peft_config["default"]
+    init, config.init_lora_weights = config.init_lora_weights, True  # reloads as a plain adapter
+    model.save_pretrained(out / INIT_ADAPTER_DIR)
+    config.init_lora_weights = init
+    return out / INIT_ADAPTER_DIR
+
+
+def convert_rewriting_adapter(model: Any, out: Path) -> bool:
+    """Re-save a PiSSA / OLoRA adapter in ``out`` as a LoRA for the original base; True if it did."""
+    import shutil
+
+    init_dir = out / INIT_ADAPTER_DIR
+    if not init_dir.is_dir() or not hasattr(model, "peft_config"):
+        return False
+    model.save_pretrained(out, path_initial_model_for_weight_conversion=str(init_dir))
+    shutil.rmtree(init_dir, ignore_errors=True)
+    return True
 
 
 def _freeze(model: Any, ft: FinetuneArgs) -> None:
@@ -115,7 +156,12 @@ def apply_finetuning(model: Any, ft: FinetuneArgs, *, adapter_path: str | None =
         if adapter_path:  # continue training an existing adapter
             note_fixed_lora_keys(model, ft, adapter_path)
             return PeftModel.from_pretrained(model, adapter_path, is_trainable=True)
-        return get_peft_model(model, lora_config(model, ft))
+        peft_model = get_peft_model(model, lora_config(model, ft))
+        if lora_init(ft) == "loftq":
+            from tunesmith.model.peft_extras import apply_loftq
+
+            apply_loftq(peft_model)
+        return peft_model
     if adapter_path:
         raise ConfigError(["'adapter_name_or_path' is only used with finetuning_type: lora; for full or "
                            "freeze tuning point model_name_or_path at the earlier run's output_dir"])
@@ -142,13 +188,28 @@ def adapter_base_model(path: str | Path) -> str | None:
 
 
 def load_adapter(model: Any, path: str, *, name: str = "default") -> Any:
-    """Attach a trained adapter for inference."""
+    """Attach a trained adapter for inference (resizing the embeddings first when the run added tokens)."""
     from peft import PeftModel
 
     if not is_adapter_dir(path):
         raise ModelLoadError(f"adapter_name_or_path: {path!r} has no adapter_config.json",
                              hint="point at a run's output_dir (or one of its checkpoint-N folders)")
+    _match_vocabulary(model, path)
     return PeftModel.from_pretrained(model, path, adapter_name=name)
+
+
+def _match_vocabulary(model: Any, path: str) -> None:
+    """A run with new_special_tokens saved a larger tokenizer and embeddings: resize the base to match."""
+    import json
+
+    tok_file = Path(path) / "tokenizer.json"
+    if not tok_file.exists():
+        return
+    data = json.loads(tok_file.read_text(encoding="utf-8"))
+    ids = [t["id"] for t in data.get("added_tokens", [])] + list(data.get("model", {}).get("vocab", {}).values())
+    size = max(ids, default=-1) + 1
+    if size > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(size, mean_resizing=False)
 
 
 def merge_adapter(model: Any) -> Any:

@@ -176,7 +176,7 @@ def load_tokenizer(path: str, *, trust_remote_code: bool = False) -> Any:
 
 
 def load_model(path: str, *, dtype: Any = None, trust_remote_code: bool = False,
-               attn_implementation: str = "sdpa") -> Any:
+               attn_implementation: str = "sdpa", quantization_config: Any = None, config: Any = None) -> Any:
     """Load a causal LM for training or inference on the CPU or a GPU."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -189,7 +189,9 @@ def load_model(path: str, *, dtype: Any = None, trust_remote_code: bool = False,
             attn_implementation = "flash_attention_2"
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, trust_remote_code=trust_remote_code, attn_implementation=attn_implementation
+            path, dtype=dtype, trust_remote_code=trust_remote_code, attn_implementation=attn_implementation,
+            **({"quantization_config": quantization_config} if quantization_config is not None else {}),
+            **({"config": config} if config is not None else {}),
         )
     except OSError as exc:
         if _is_hub_id(path) and not Path(path).exists():
@@ -200,7 +202,7 @@ def load_model(path: str, *, dtype: Any = None, trust_remote_code: bool = False,
             raise ModelLoadError(f"{path!r} needs custom code to load",
                                  hint="set trust_remote_code: true if you trust its authors") from exc
         raise ModelLoadError(f"cannot load the model from {path!r}: {exc}") from exc
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and quantization_config is None:  # bitsandbytes places quantized weights itself
         model = model.to("cuda")
     return model
 

@@ -115,6 +115,9 @@ def report_stats(name: str, stats: EncodeStats, cutoff_len: int) -> None:
 def build_sft_rows(splits: Splits, template: Template, tokenizer: Any, cfg: Config,
                    ) -> tuple[list[dict[str, list[int]]], list[dict[str, list[int]]], dict[str, EncodeStats]]:
     """Train and validation rows for sft (packed when data.packing is on)."""
+    from tunesmith.model.peft_extras import add_tokens_to_tokenizer
+
+    add_tokens_to_tokenizer(tokenizer, cfg.finetune.new_special_tokens)  # tokenized whole, like the model's own
     train_ex = _examples_of("sft", splits.train, "sft")
     val_ex = _examples_of("sft", splits.val, "sft")
     train_rows, train_stats = encode_sft_rows(train_ex, template, tokenizer, cfg)

@@ -17,14 +17,21 @@ from transformers import Trainer, TrainingArguments, set_seed
 from tunesmith.config.load import dump_config
 from tunesmith.config.schema import Config
 from tunesmith.data.templates import Template, to_jinja
-from tunesmith.model.adapters import apply_finetuning, count_parameters
-from tunesmith.model.load import end_token_ids, load_model
+from tunesmith.model.adapters import (
+    apply_finetuning,
+    convert_rewriting_adapter,
+    count_parameters,
+    save_initial_adapter,
+)
+from tunesmith.model.load import end_token_ids
+from tunesmith.model.peft_extras import add_tokens_to_tokenizer
 from tunesmith.train.callbacks import JsonlLogger, read_log
 from tunesmith.train.checkpoints import checkpoint_problem, last_complete_checkpoint
 from tunesmith.train.collate import PadCollator
 from tunesmith.train.compile import compile_decoder_layers, decide, mark_compiled
 from tunesmith.train.distributed import batch_report, engine_arguments, fast_loss_decision, global_batch_size, world
 from tunesmith.train.fast import fast_causal_lm_loss, release_workspace, supports_fast_loss
+from tunesmith.train.peft_setup import load_training_base, loraplus_optimizer
 from tunesmith.train.plot import plot_loss
 from tunesmith.train.resolve import RUN_CONFIG
 from tunesmith.train.stop import StopOnSignal
@@ -103,7 +110,7 @@ def load_for_training(cfg: Config, model_path: str, *, adapter_path: str | None 
     # Frozen LoRA base weights can live in bf16 (half the memory, twice the matmul speed here);
     # weights that train stay fp32 and bf16 is applied by autocast.
     dtype = torch.bfloat16 if (bf16 and lora) else torch.float32
-    model = load_model(model_path, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code)
+    model = load_training_base(cfg, model_path, dtype)  # QLoRA (quantization_bit), rope_scaling, new tokens
     model.config.use_cache = False
     # `seed` decides the LoRA initialization too: the Trainer seeds only when it is built, after the
     # adapter exists, so two runs in one process (or after other random work) started from
@@ -114,6 +121,8 @@ def load_for_training(cfg: Config, model_path: str, *, adapter_path: str | None 
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if lora:
             model.enable_input_require_grads()
+    if lora and world().is_main:
+        save_initial_adapter(model, cfg.finetune, Path(cfg.train.output_dir))  # PiSSA / OLoRA only
     trainable, total = count_parameters(model)
     console.print(f"[bold]{cfg.finetune.finetuning_type}[/bold]: training {trainable:,} of {total:,} parameters "
                   f"({100 * trainable / total:.2f}%), {'bf16' if bf16 else 'fp32'} compute "
@@ -210,6 +219,7 @@ def training_arguments(cfg: Config, *, has_eval: bool, n_train_rows: int,
         use_cpu=not torch.cuda.is_available(),
         bf16=False,  # precision is applied by TunesmithTrainer (autocast), see PITFALLS #3
         **engine_arguments(cfg, cuda=torch.cuda.is_available()),  # trackers, DDP / FSDP2 / DeepSpeed
+        neftune_noise_alpha=t.neftune_noise_alpha,
         remove_unused_columns=False,
         prediction_loss_only=True,
         # Random batches on both paths, as LLaMA-Factory and the Trainer default. Length-grouped batches
@@ -254,6 +264,7 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, train_rows: list[dict
         eval_dataset=to_dataset(val_rows) if val_rows else None,
         data_collator=PadCollator(pad_id),
         callbacks=[logger, StopOnSignal()],  # SIGTERM: save a checkpoint, then stop
+        optimizers=(loraplus_optimizer(cfg, model), None),  # LoRA+ (loraplus_lr_ratio), else the Trainer's
         fast_path=fast,
         bf16=use_bf16(cfg),
         token_logger=logger,
@@ -314,7 +325,9 @@ def finish_run(cfg: Config, trainer: TunesmithTrainer, tokenizer: Any, template:
     if not trainer.is_world_process_zero():
         return RunResult(out, {"steps": trainer.state.global_step, "rank": world().rank}, template, {})
     (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the resolved YAML says the same
+    convert_rewriting_adapter(trainer.model, out)  # PiSSA / OLoRA: re-saved as a LoRA for the original base
     model = trainer.model
+    add_tokens_to_tokenizer(tokenizer, cfg.finetune.new_special_tokens)  # the run's vocabulary, as trained
     save_tokenizer_with_template(tokenizer, template, out)
     save_generation_config(model.get_base_model() if hasattr(model, "get_base_model") else model,
                            tokenizer, template, out)
