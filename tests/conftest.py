@@ -230,3 +230,19 @@ def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):  # noqa
         return CliRun(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen2-VL (tokenizer with its vision tokens, PIL image processor, chat template)."""
+    from tiny_vlm import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-qwen2-vl"), "qwen2_vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm25_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen2.5-VL, built like ``tiny_vlm_dir``."""
+    from tiny_vlm import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-qwen25-vl"), "qwen2_5_vl")

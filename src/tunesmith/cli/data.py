@@ -41,8 +41,16 @@ def check(
     show: Annotated[int, typer.Option(help="Which example to render (0-based).")] = 0,
     enable_thinking: Annotated[bool, typer.Option(help="Reasoning templates: train with thinking on.")] = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON.")] = None,
+    media_dir: Annotated[Path | None, typer.Option(help="Folder relative image / video paths are under "
+                                                   "(default: beside the dataset file).")] = None,
+    image_max_pixels: Annotated[int | None, typer.Option(help="Vision models: the processor's max_pixels.")] = None,
+    image_min_pixels: Annotated[int | None, typer.Option(help="Vision models: the processor's min_pixels.")] = None,
 ) -> None:
     loaded = {name: _load(name, dataset_dir) for name in datasets}  # format errors before the tokenizer loads
+    from tunesmith.data.media import check_media, has_media, resolve_media
+
+    for name, examples in loaded.items():  # missing / unreadable media and placeholder counts, before any model
+        check_media(resolve_media(examples, media_dir), name=name)
     import dataclasses
 
     from rich.table import Table
@@ -50,15 +58,29 @@ def check(
     from tunesmith.data.checks import check_examples, position_warning, reasoning_note, render_marked
     from tunesmith.data.templates import get_template
     from tunesmith.model.load import load_tokenizer, resolve_model_path
+    from tunesmith.model.vision import is_vision_model, load_processor
 
     path = resolve_model_path(model)
-    tok = load_tokenizer(path)
+    processor = None
+    if is_vision_model(path):
+        from tunesmith.config.schema import DataArgs
+
+        processor = load_processor(path, DataArgs(image_max_pixels=image_max_pixels,
+                                                  image_min_pixels=image_min_pixels))
+    tok = processor.tokenizer if processor else load_tokenizer(path)
     import json
 
     model_cfg = json.loads((Path(path) / "config.json").read_text()) if Path(path).is_dir() else {}
     tmpl = get_template(template, model_cfg.get("model_type"), tok)
     tmpl = dataclasses.replace(tmpl, enable_thinking=enable_thinking)
     reports = [check_examples(n, ex, tmpl, tok, cutoff_len) for n, ex in loaded.items()]
+    if processor is not None:
+        from tunesmith.data.vision import media_report
+
+        for r, examples in zip(reports, loaded.values(), strict=True):
+            r.media, full = media_report(examples, tmpl, processor, cutoff_len)
+            for i, n in full.items():  # lengths with the vision tokens
+                r.lengths[i] = n
     table = Table(title=f"Dataset check · tokenizer {model} · template {tmpl.name} · cutoff_len {cutoff_len}",
                   title_justify="left")
     for col in ("split", "format", "examples", "tokens min/mean/p95/max", "loss share", "over cutoff",
@@ -77,7 +99,14 @@ def check(
     console.print(table)
     if warning := position_warning(cutoff_len, model_cfg):
         console.print(f"[yellow]{warning}[/yellow]")
-    for r in reports:
+    for r, examples in zip(reports, loaded.values(), strict=True):
+        if r.media:
+            console.print(f"{r.name}: {r.media['records_with_media']} record(s) with media: {r.media['images']} "
+                          f"image(s), {r.media['videos']} video(s), {r.media['vision_tokens']:,} vision tokens "
+                          "(counted in the lengths above)")
+        elif processor is None and any(has_media(e) for e in examples):
+            console.print(f"[yellow]{r.name}: records carry images / video, but {model} is a text-only model; "
+                          "training it on them is refused[/yellow]")
         if note := reasoning_note(tmpl, r.n_reasoning, r.n):
             console.print(f"{r.name}: {note}")
         if r.n_over_cutoff:

@@ -138,6 +138,39 @@ class DataArgs(_Group):
         "Pack several examples into one sequence without attention across them (default: on for pt).",
         "把多条样本拼接成一条序列（样本之间不互相注意；pt 阶段默认开启）。",
     )
+    media_dir: str | None = _f(
+        None,
+        "Folder that relative image / video paths in the data are under (default: beside the dataset file).",
+        "数据中图片 / 视频相对路径所在的目录（默认：数据文件所在目录）。",
+    )
+    image_folder: str | None = _f(
+        None,
+        "Qwen2-VL-Finetune's name for media_dir (set one of the two).",
+        "media_dir 在 Qwen2-VL-Finetune 中的名称（二者设置其一）。",
+    )
+    image_min_pixels: int | None = _f(
+        None,
+        "Vision models: images with fewer pixels are scaled up to this many (the processor's min_pixels; "
+        "default: the model's own, 56x56 for Qwen2-VL).",
+        "视觉模型：像素少于此值的图片放大到该像素数（处理器的 min_pixels；默认取模型自带值，Qwen2-VL 为 56x56）。",
+        ge=1,
+    )
+    image_max_pixels: int | None = _f(
+        None,
+        "Vision models: larger images are scaled down to this many pixels (the processor's max_pixels); fewer "
+        "pixels give fewer vision tokens. Qwen2-VL: one token per 28x28 pixels (e.g. 262144 = 512x512 -> ~334 tokens).",
+        "视觉模型：更大的图片缩小到该像素数（处理器的 max_pixels）；像素越少视觉 token 越少。"
+        "Qwen2-VL 每 28x28 像素一个 token（如 262144 = 512x512 约 334 个 token）。",
+        ge=1,
+    )
+    video_fps: float | None = _f(
+        None, "Vision models: frames sampled per second of video (the video processor's fps).",
+        "视觉模型：每秒视频采样的帧数（视频处理器的 fps）。", gt=0,
+    )
+    video_maxlen: int | None = _f(
+        None, "Vision models: most frames sampled from one video (the video processor's max_frames).",
+        "视觉模型：每个视频最多采样的帧数（视频处理器的 max_frames）。", ge=1,
+    )
     replay: float = _f(
         0.0,
         "Multi-stage: share of the previous stage's data mixed back in (e.g. 0.2) against forgetting.",
@@ -150,6 +183,18 @@ class DataArgs(_Group):
         "Datasets to draw replay examples from; default: the earlier stages' (or the continued run's) training data.",
         "用于抽取回放样本的数据集；默认使用前面各阶段（或被继续训练的那次运行）的训练数据。",
     )
+
+    @model_validator(mode="after")
+    def _one_media_folder(self) -> DataArgs:
+        if self.media_dir and self.image_folder and self.media_dir != self.image_folder:
+            raise ValueError(f"media_dir={self.media_dir!r} and image_folder={self.image_folder!r} name the same "
+                             "setting; keep one")
+        return self
+
+    @property
+    def media_folder(self) -> str | None:
+        """The folder relative media paths are under (media_dir or image_folder)."""
+        return self.media_dir or self.image_folder
 
     @field_validator("dataset", "eval_dataset", "test_dataset", "replay_dataset", mode="before")
     @classmethod
@@ -238,6 +283,24 @@ class FinetuneArgs(_Group):
             return []
         return [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
 
+    freeze_vision_tower: bool = _f(
+        True, "Vision models: keep the vision encoder frozen; false trains it too (LoRA on its linear layers with "
+        "finetuning_type lora, all its weights with full).",
+        "视觉模型：冻结视觉编码器；false 时一并训练（lora 时在其线性层上加 LoRA，full 时训练全部权重）。",
+    )
+    freeze_multi_modal_projector: bool = _f(
+        True, "Vision models: keep the projector (Qwen2-VL's merger) between vision encoder and language model "
+        "frozen; false trains all its weights.",
+        "视觉模型：冻结视觉编码器与语言模型之间的投影层（Qwen2-VL 的 merger）；false 时训练其全部权重。",
+    )
+    vision_lr: float | None = _f(
+        None, "Vision models: learning rate of the vision encoder's trained weights (default: learning_rate).",
+        "视觉模型：视觉编码器可训练权重的学习率（默认同 learning_rate）。", gt=0.0, le=1.0,
+    )
+    merger_lr: float | None = _f(
+        None, "Vision models: learning rate of the projector / merger (default: learning_rate).",
+        "视觉模型：投影层 / merger 的学习率（默认同 learning_rate）。", gt=0.0, le=1.0,
+    )
     freeze_trainable_layers: int = _f(2, "freeze tuning: how many of the last layers train.",
                                       "freeze 微调：训练最后多少层。", ge=1)
     pref_beta: float = _f(0.1, "Preference stages: beta, how far the model may move from the reference.",

@@ -51,6 +51,7 @@ class SplitReport:
     top_instruction: str = ""
     distinct_instructions: int = 0
     n_reasoning: int = 0  # examples whose replies carry reasoning (<think> blocks or a reasoning field)
+    media: dict[str, int] | None = None  # vision models: records with media, images, videos, vision tokens
 
     def length_summary(self) -> dict[str, float]:
         if not self.lengths:
@@ -65,7 +66,7 @@ class SplitReport:
                 "over_cutoff_examples": self.over_cutoff[:10], "duplicates": self.n_duplicates,
                 "distinct_instructions": self.distinct_instructions,
                 "top_instruction_share": round(self.top_instruction_share, 4), "top_instruction": self.top_instruction,
-                "with_reasoning": self.n_reasoning}
+                "with_reasoning": self.n_reasoning, **({"media": self.media} if self.media is not None else {})}
 
 
 def _pair_ids(ex: Example, template: Template, tokenizer: Any) -> tuple[list[int], list[int]]:

@@ -46,6 +46,8 @@ class Columns:
     rejected: str = "rejected"
     kto_tag: str = "kto_tag"
     text: str = "text"
+    images: str = "images"
+    videos: str = "videos"
     role_tag: str = "from"
     content_tag: str = "value"
     user_tag: str = "human"
@@ -195,11 +197,31 @@ def _alpaca_prompt(rec: RawRecord, cols: Columns) -> tuple[list[Message], str | 
     return msgs, system
 
 
+def _media(rec: RawRecord, keys: tuple[str, ...]) -> list[str]:
+    """Media paths under the first present key: LLaMA-Factory's ``images`` / ``videos`` lists or
+    Qwen2-VL-Finetune's ``image`` / ``video`` (one path or a list)."""
+    key = next((k for k in keys if rec.data.get(k) not in (None, "", [])), None)
+    if key is None:
+        return []
+    value = rec.data[key]
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(x, str) and x.strip() for x in items):
+        raise _fail(rec.origin, f"field '{key}' must be a path or a list of paths, got {value!r:.80}",
+                    'write "' + key + '": ["pictures/a.jpg"] (relative to media_dir or the dataset file)')
+    return list(items)
+
+
+def _with_media(ex: SFTExample, rec: RawRecord, cols: Columns) -> SFTExample:
+    ex.images = _media(rec, (cols.images, "image"))
+    ex.videos = _media(rec, (cols.videos, "video"))
+    return ex
+
+
 def convert_alpaca(rec: RawRecord, cols: Columns) -> SFTExample:
     msgs, system = _alpaca_prompt(rec, cols)
     resp_key = next((k for k in (cols.response, "response", "completion") if k in rec.data), cols.response)
     msgs.append(Message("assistant", _text(rec, resp_key), _reasoning(rec, rec.data, "record")))
-    return SFTExample(msgs, system, rec.origin)
+    return _with_media(SFTExample(msgs, system, rec.origin), rec, cols)
 
 
 def convert_conversation(rec: RawRecord, cols: Columns, key: str) -> SFTExample:
@@ -208,7 +230,7 @@ def convert_conversation(rec: RawRecord, cols: Columns, key: str) -> SFTExample:
     for i, m in enumerate(msgs):
         if m.role == "assistant" and not m.content.strip():
             raise _fail(rec.origin, f"turn {i + 1}: the assistant reply is empty")
-    return SFTExample(msgs, system, rec.origin)
+    return _with_media(SFTExample(msgs, system, rec.origin), rec, cols)
 
 
 def _answer(rec: RawRecord, key: str, cols: Columns) -> str:

@@ -40,6 +40,9 @@ class SFTExample:
     system: str | None = None
     origin: Origin | None = None
     kind: Literal["sft"] = "sft"
+    # Media paths in the order their <image> / <video> placeholders appear (resolved by data.media).
+    images: list[str] = field(default_factory=list)
+    videos: list[str] = field(default_factory=list)
 
     @property
     def prompt_messages(self) -> list[Message]:
@@ -105,7 +108,8 @@ def to_dict(ex: Example) -> dict[str, Any]:
         for m in ex.messages
     ]
     if isinstance(ex, SFTExample):
-        return {"messages": msgs}
+        media = {k: v for k, v in (("images", ex.images), ("videos", ex.videos)) if v}
+        return {"messages": msgs, **media}
     if isinstance(ex, PreferenceExample):
         return {"messages": msgs, "chosen": ex.chosen, "rejected": ex.rejected}
     return {"messages": msgs, "completion": ex.completion, "label": ex.label}

@@ -88,8 +88,7 @@ _ENTRY_TYPES: dict[str, type | tuple[type, ...]] = {
 
 # LLaMA-Factory column names for inputs tunesmith does not train on (tools, images, audio, video).
 _UNSUPPORTED_COLUMNS = {"tools": "tool definitions are not part of tunesmith's templates",
-                        "images": "tunesmith trains text-only models", "videos": "tunesmith trains text-only models",
-                        "audios": "tunesmith trains text-only models"}
+                        "audios": "tunesmith trains text and image / video models, not audio"}
 _HUB_ONLY_KEYS = ("split", "subset", "folder")
 
 

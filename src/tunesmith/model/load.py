@@ -177,18 +177,23 @@ def load_tokenizer(path: str, *, trust_remote_code: bool = False) -> Any:
 
 def load_model(path: str, *, dtype: Any = None, trust_remote_code: bool = False,
                attn_implementation: str = "sdpa", quantization_config: Any = None, config: Any = None) -> Any:
-    """Load a causal LM for training or inference on the CPU or a GPU."""
+    """Load a causal LM (or a vision-language model, by its config) for training or inference on the CPU
+    or a GPU."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+
+    from tunesmith.model.vision import is_vision_model
 
     dtype = dtype or torch.float32
+    auto = AutoModelForImageTextToText if is_vision_model(path, trust_remote_code=trust_remote_code) \
+        else AutoModelForCausalLM
     if torch.cuda.is_available() and attn_implementation == "sdpa":
         import importlib.util
 
         if importlib.util.find_spec("flash_attn") is not None:  # GPU only; not runnable on CPU machines
             attn_implementation = "flash_attention_2"
     try:
-        model = AutoModelForCausalLM.from_pretrained(
+        model = auto.from_pretrained(
             path, dtype=dtype, trust_remote_code=trust_remote_code, attn_implementation=attn_implementation,
             **({"quantization_config": quantization_config} if quantization_config is not None else {}),
             **({"config": config} if config is not None else {}),

@@ -24,6 +24,7 @@ from tunesmith.config.schema import Config
 from tunesmith.utils.errors import ConfigError, TrainingError
 
 FORCE_ENV = "TUNESMITH_FORCE_LAUNCHER"
+LAUNCHED_ENV = "TUNESMITH_LAUNCHED"  # set for the launched processes: a guard against launching again
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,9 @@ def plan_launch(cfg: Config, *, gpus: int | None = None) -> LaunchPlan | None:
     """The launch this config asks for, or None to train in this process (one process, or already launched)."""
     if under_launcher():
         return None
+    if os.environ.get(LAUNCHED_ENV) == "1":  # started by our launcher, which set no ranks: never launch again
+        raise TrainingError("the launcher started tunesmith without RANK / LOCAL_RANK / WORLD_SIZE",
+                            hint="use launcher: torchrun, or run the printed command's launcher by hand to see why")
     d = cfg.distributed
     gpus = cuda_devices() if gpus is None else gpus
     force = os.environ.get(FORCE_ENV) == "1"
@@ -101,6 +105,9 @@ def plan_launch(cfg: Config, *, gpus: int | None = None) -> LaunchPlan | None:
         problems.append(f"'nproc_per_node': {nproc} x {nnodes} node(s) asks for several processes and this machine "
                         f"has no CUDA GPU; CPU processes share the same cores and train slower than one. Set "
                         f"{FORCE_ENV}=1 to run them anyway (tests, trying a multi-node setup)")
+    if d.launcher == "accelerate" and not gpus:
+        problems.append("'launcher': accelerate launch runs CPU processes only through MPI (mpirun), in one process "
+                        "otherwise; use launcher: torchrun on a machine without CUDA GPUs")
     if problems:
         raise ConfigError(problems, source=cfg.source)
     if nproc * nnodes == 1 and not (force or d.deepspeed or d.fsdp):
@@ -132,7 +139,7 @@ def run_launch(plan: LaunchPlan, train_args: list[str]) -> float:
     console.print(f"[bold]launch[/bold]: {plan.world_size} process(es) on {plan.nnodes} node(s) "
                   f"(this is node {plan.node_rank}); the command, to run by hand or from a Slurm script:\n"
                   f"  {printable(command)}")
-    env = {**os.environ, "TUNESMITH_LAUNCH_COMMAND": printable(command)}
+    env = {**os.environ, LAUNCHED_ENV: "1"}
     started = time.time()
     rc = subprocess.run(command, env=env).returncode
     seconds = time.time() - started

@@ -27,6 +27,7 @@ from tunesmith.config.load import build_config, load_config, stage_configs
 from tunesmith.config.schema import Config
 from tunesmith.data.records import Example, to_dict
 from tunesmith.train.data import load_splits
+from tunesmith.train.distributed import is_main_process
 from tunesmith.train.resolve import run_settings
 from tunesmith.train.runner import SUMMARY, RunResult, read_summary
 from tunesmith.train.stages import run_stage
@@ -132,11 +133,13 @@ def _annotate(result: RunResult, lineage: dict[str, Any]) -> None:
     before, after = result.metrics.get("before") or {}, result.metrics.get("after") or {}
     for key in [k for k in after if isinstance(after[k], (int, float)) and k in before]:
         console.print(f"  {key:<20} {before[key]:>10.4g} -> {after[key]:.4g}")
+    result.metrics["lineage"] = lineage
+    if not is_main_process():  # rank 0 writes the run folder
+        return
     path = result.output_dir / SUMMARY
     data = json.loads(path.read_text()) if path.exists() else {}
     data["lineage"] = lineage
     write_json(path, data)
-    result.metrics["lineage"] = lineage
 
 
 def _earlier_of(run_dir: str) -> list[Config]:
@@ -245,6 +248,7 @@ def run_stages(cfg: Config) -> tuple[RunResult, Config]:
         records.append(record)
         done.append(stage_cfg)
     assert result is not None  # configs is never empty
-    write_json(root / STAGES_FILE, {"stages": records})
+    if is_main_process():
+        write_json(root / STAGES_FILE, {"stages": records})
     result.files["stages"] = str(root / STAGES_FILE)
     return result, done[-1]

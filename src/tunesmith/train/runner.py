@@ -25,6 +25,7 @@ from tunesmith.model.adapters import (
 )
 from tunesmith.model.load import end_token_ids
 from tunesmith.model.peft_extras import add_tokens_to_tokenizer
+from tunesmith.model.vision import apply_vision_finetuning, is_vision_config, parameter_groups, save_processor
 from tunesmith.train.callbacks import JsonlLogger, read_log
 from tunesmith.train.checkpoints import checkpoint_problem, last_complete_checkpoint
 from tunesmith.train.collate import PadCollator
@@ -116,7 +117,10 @@ def load_for_training(cfg: Config, model_path: str, *, adapter_path: str | None 
     # adapter exists, so two runs in one process (or after other random work) started from
     # different LoRA A matrices and their curves parted from step 2.
     set_seed(cfg.train.seed)
-    model = apply_finetuning(model, cfg.finetune, adapter_path=adapter_path)
+    if is_vision_config(model.config):
+        model = apply_vision_finetuning(model, cfg.finetune, adapter_path=adapter_path)
+    else:
+        model = apply_finetuning(model, cfg.finetune, adapter_path=adapter_path)
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if lora:
@@ -241,15 +245,35 @@ def to_dataset(rows: list[dict[str, Any]]) -> Any:
     return Dataset.from_list([{**r, "length": len(r["input_ids"])} for r in rows])
 
 
+def _optimizer(cfg: Config, model: Any, args: TrainingArguments) -> tuple[Any, dict[str, Any]] | None:
+    """The Trainer's own optimizer class with per-part parameter groups (vision_lr / merger_lr), or None."""
+    groups = parameter_groups(model, cfg.finetune, cfg.train.learning_rate, cfg.train.weight_decay) \
+        if is_vision_config(model.config) else None
+    if groups is None:
+        return None
+    if cfg.finetune.loraplus_lr_ratio:
+        raise ConfigError(["'loraplus_lr_ratio' and 'vision_lr' / 'merger_lr' each set the optimizer's groups; "
+                           "use one of them"])
+    cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    for g in groups:
+        console.print(f"optimizer group {g['name']}: {sum(p.numel() for p in g['params']):,} parameters, "
+                      f"lr {g['lr']:g}, weight decay {g['weight_decay']:g}")
+    return cls, {**kwargs, "params": groups}  # the Trainer uses "params" as the groups
+
+
 def build_trainer(cfg: Config, model: Any, tokenizer: Any, train_rows: list[dict], val_rows: list[dict],
-                  *, sampling: str = "random") -> tuple[TunesmithTrainer, JsonlLogger]:
+                  *, sampling: str = "random", collator: Any = None) -> tuple[TunesmithTrainer, JsonlLogger]:
     """The Trainer for a stage; ``tokenizer`` may be the tokenizer or just its pad token id (so the
     tokenizer can be freed before training: a 262k vocabulary holds ~300 MB). ``sampling``: the
-    Trainer's ``train_sampling_strategy`` ("sequential" lets the calibration choose the order)."""
+    Trainer's ``train_sampling_strategy`` ("sequential" lets the calibration choose the order).
+    ``collator``: the batch builder (default: padding; vision models pass one that reads the images)."""
     pad_id = tokenizer if isinstance(tokenizer, int) else tokenizer.pad_token_id
     logger = JsonlLogger(cfg.train.output_dir, append=bool(cfg.train.resume_from_checkpoint))
     args = training_arguments(cfg, has_eval=bool(val_rows), n_train_rows=len(train_rows), sampling=sampling)
     fast, why_not = fast_loss_decision(cfg)
+    if fast and is_vision_config(model.config):
+        fast, why_not = False, ("vision-language model: the fast loss calls the language model alone, without "
+                                "the images; the model's own forward merges them")
     if fast and not supports_fast_loss(model):
         fast, why_not = False, f"{type(model).__name__} has no decoder with a bias-free linear output layer"
     if why_not:
@@ -262,7 +286,8 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, train_rows: list[dict
         args=args,
         train_dataset=to_dataset(train_rows),
         eval_dataset=to_dataset(val_rows) if val_rows else None,
-        data_collator=PadCollator(pad_id),
+        data_collator=collator or PadCollator(pad_id),
+        optimizer_cls_and_kwargs=_optimizer(cfg, model, args),
         callbacks=[logger, StopOnSignal()],  # SIGTERM: save a checkpoint, then stop
         optimizers=(loraplus_optimizer(cfg, model), None),  # LoRA+ (loraplus_lr_ratio), else the Trainer's
         fast_path=fast,
@@ -288,6 +313,8 @@ def _maybe_compile(cfg: Config, model: Any, rows: list[dict[str, Any]], args: Tr
                    fast: bool) -> bool:
     if (cfg.distributed.deepspeed or cfg.distributed.fsdp) and not cfg.train.torch_compile:
         return False  # the engine wraps the layers itself; an explicit true is checked by check_engines
+    if is_vision_config(model.config) and not cfg.train.torch_compile:
+        return False  # rows differ in image count and size: every batch would recompile
     on, why = decide(cfg.train.torch_compile, model.config, trained_tokens=planned_tokens(rows, args),
                      fast_path=fast and supports_fast_loss(model),
                      gradient_checkpointing=cfg.train.gradient_checkpointing)
@@ -317,8 +344,9 @@ def save_generation_config(model: Any, tokenizer: Any, template: Template, out: 
 
 
 def finish_run(cfg: Config, trainer: TunesmithTrainer, tokenizer: Any, template: Template, *,
-               started: float, extra: dict[str, Any] | None = None) -> RunResult:
-    """Save the model/adapter, tokenizer + template, loss plot, summary and, last, the run record."""
+               started: float, extra: dict[str, Any] | None = None, processor: Any = None) -> RunResult:
+    """Save the model/adapter, tokenizer + template (+ a vision model's image processor config), loss plot,
+    summary and, last, the run record."""
     out = Path(cfg.train.output_dir)
     release_workspace()  # the loss's logits buffers are not needed for evaluation
     trainer.save_model(str(out))  # every rank takes part (ZeRO-3 / FSDP gather the weights); rank 0 writes
@@ -329,6 +357,8 @@ def finish_run(cfg: Config, trainer: TunesmithTrainer, tokenizer: Any, template:
     model = trainer.model
     add_tokens_to_tokenizer(tokenizer, cfg.finetune.new_special_tokens)  # the run's vocabulary, as trained
     save_tokenizer_with_template(tokenizer, template, out)
+    if processor is not None:
+        save_processor(processor, out)
     save_generation_config(model.get_base_model() if hasattr(model, "get_base_model") else model,
                            tokenizer, template, out)
     rows = read_log(out)

@@ -13,9 +13,9 @@ import pytest
 from tunesmith.config.load import load_config
 from tunesmith.train.distributed import engine_arguments, fast_loss_decision, preflight
 from tunesmith.train.engines import PRESETS, check_engines, deepspeed_config, preset_path, zero_stage
-from tunesmith.train.launch import FORCE_ENV, plan_launch, printable
+from tunesmith.train.launch import FORCE_ENV, LAUNCHED_ENV, plan_launch, printable
 from tunesmith.train.trackers import check_trackers, resolve_trackers
-from tunesmith.utils.errors import ConfigError
+from tunesmith.utils.errors import ConfigError, TrainingError
 
 HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
 
@@ -102,7 +102,7 @@ def test_report_to_values_and_missing_libraries(monkeypatch: pytest.MonkeyPatch)
 
 def _clear_launch_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("LOCAL_RANK", "WORLD_SIZE", "NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT",
-                FORCE_ENV):
+                FORCE_ENV, LAUNCHED_ENV):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -140,9 +140,14 @@ def test_launch_plan_and_command(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_engines_always_launch_and_a_launched_process_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
     _clear_launch_env(monkeypatch)
+    with pytest.raises(ConfigError, match="use launcher: torchrun on a machine without CUDA"):
+        plan_launch(_cfg(launcher="accelerate", nproc_per_node=2), gpus=0)
     assert plan_launch(_cfg(deepspeed="z3"), gpus=1).world_size == 1  # DeepSpeed needs its launcher even on 1 GPU
     monkeypatch.setenv(FORCE_ENV, "1")
     assert plan_launch(_cfg(), gpus=0).world_size == 1
+    monkeypatch.setenv(LAUNCHED_ENV, "1")  # launched, but the launcher set no ranks: never launch again
+    with pytest.raises(TrainingError, match="without RANK"):
+        plan_launch(_cfg(), gpus=0)
     monkeypatch.setenv("LOCAL_RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert plan_launch(_cfg(nproc_per_node=2), gpus=0) is None
