@@ -6,8 +6,9 @@ run's log reaches a random step (every process of the job dies at once, as on a 
 resumes it with ``resume_from_checkpoint=last``, and compares it with one uninterrupted run of the same
 config: the step it resumed from, whether the log continues the step count (each step once, the resumed
 process starting after the checkpoint's step), and the largest difference of any logged loss and of any
-adapter weight. Exits non-zero when a trial restarts from step 0, repeats steps, or differs by more than
-``--bound`` (default 1e-6; the arithmetic is replayed exactly, so 0.0 is expected on one machine).
+adapter weight; ``torn`` lists the checkpoints the kill left incomplete (skipped by the resume). Exits
+non-zero when a trial restarts from step 0, repeats steps, or differs by more than ``--bound`` (default 1e-6;
+the arithmetic is replayed exactly, so 0.0 is expected on one machine).
 
     python benchmarks/kill_resume.py                       # 5 trials, tiny model, 1 process
     python benchmarks/kill_resume.py --processes 2         # 2 CPU processes (torchrun, gloo)
@@ -83,6 +84,9 @@ def trial(keys: dict, work: Path, whole: Path, steps: int, processes: int, rng: 
     config.write_text(json.dumps({**keys, "output_dir": str(out)}))
     kill_at = rng.randint(max(2, keys["save_steps"] + 1), steps - 5)
     reached = train(config, processes, kill_at=kill_at, out=out)
+    from tunesmith.train.checkpoints import last_complete_checkpoint
+
+    _, torn = last_complete_checkpoint(out, processes)  # what the resume will skip, seen before it runs
     resume = work / f"{out.name}-resume.yaml"
     resume.write_text(json.dumps({**keys, "output_dir": str(out), "resume_from_checkpoint": "last"}))
     started = time.time()
@@ -91,6 +95,7 @@ def trial(keys: dict, work: Path, whole: Path, steps: int, processes: int, rng: 
     new = [r["step"] for r in rows if r["time"] >= started]
     expected = {r["step"]: r["loss"] for r in log(whole) if "loss" in r}
     return {"kill_at": kill_at, "reached": reached, "resumed_from": (new[0] - 1) if new else None,
+            "torn": ",".join(p.name.split("-")[1] for p, _ in torn) or "-",
             "steps_once": [r["step"] for r in rows] == list(range(1, steps + 1)),
             "new_steps": len(new), "max_loss_diff": max(abs(r["loss"] - expected[r["step"]]) for r in rows),
             "max_adapter_diff": adapter_diff(out, whole), "resume_s": round(time.time() - started, 1)}
@@ -122,7 +127,7 @@ def main() -> None:
     t0 = time.time()
     train(work / "whole.yaml", args.processes)
     print(f"{time.time() - t0:.0f}s; kill steps drawn with seed {seed}; files in {work}")
-    header = f"{'trial':>5} {'kill at':>7} {'reached':>7} {'resumed':>7} {'log ok':>6} {'new':>4} " \
+    header = f"{'trial':>5} {'kill at':>7} {'reached':>7} {'torn':>5} {'resumed':>7} {'log ok':>6} {'new':>4} " \
              f"{'max |dloss|':>11} {'max |dw|':>9} {'resume s':>8}"
     print(header)
     failed = 0
@@ -131,7 +136,8 @@ def main() -> None:
         ok = r["steps_once"] and r["resumed_from"] and r["max_loss_diff"] <= args.bound \
             and r["max_adapter_diff"] <= args.bound
         failed += not ok
-        print(f"{i + 1:>5} {r['kill_at']:>7} {r['reached']:>7} {r['resumed_from']!s:>7} {r['steps_once']!s:>6} "
+        print(f"{i + 1:>5} {r['kill_at']:>7} {r['reached']:>7} {r['torn']:>5} {r['resumed_from']!s:>7} "
+              f"{r['steps_once']!s:>6} "
               f"{r['new_steps']:>4} {r['max_loss_diff']:>11.2e} {r['max_adapter_diff']:>9.2e} {r['resume_s']:>8}"
               + ("" if ok else "  FAIL"))
     print(f"{args.trials - failed} of {args.trials} trials resumed from their last complete checkpoint and ended "

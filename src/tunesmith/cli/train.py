@@ -18,6 +18,8 @@ Examples:
   tunesmith train examples/quickstart.yaml learning_rate=2e-4 num_train_epochs=5 output_dir=saves/try2
 
   tunesmith train examples/quickstart.yaml resume_from_checkpoint=last
+
+  tunesmith train my.yaml nproc_per_node=2 deepspeed=z3 report_to=tensorboard
 """
 
 
@@ -46,7 +48,10 @@ def train(config: ConfigArg = None, overrides: OverridesArg = None) -> None:
     stage_configs(cfg)  # every stage's config is checked before anything loads
     if _launched(cfg, config, overrides):  # several processes: this one only started the launcher
         return
+    from tunesmith.train.distributed import quiet_other_ranks
     from tunesmith.train.multistage import run_stages  # heavy imports only after the config is valid
+
+    quiet_other_ranks()
 
     started = time.time()
     result, last_cfg = run_stages(cfg)  # chaining, replay, lower later learning rates, continue_from

@@ -122,3 +122,20 @@ def end_process_group() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def quiet_other_ranks() -> None:
+    """On ranks other than 0, drop the libraries' warnings, info lines and progress bars (rank 0 shows them
+    once); errors still print on every rank."""
+    if world().is_main:
+        return
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")
+    for name in ("transformers", "datasets", "peft", "trl", "accelerate", "DeepSpeed", "torch.distributed"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()

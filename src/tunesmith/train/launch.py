@@ -140,6 +140,10 @@ def run_launch(plan: LaunchPlan, train_args: list[str]) -> float:
                   f"(this is node {plan.node_rank}); the command, to run by hand or from a Slurm script:\n"
                   f"  {printable(command)}")
     env = {**os.environ, LAUNCHED_ENV: "1"}
+    if not plan.cuda and "OMP_NUM_THREADS" not in env:  # the processes share this node's cores (torchrun: 1 each)
+        from tunesmith.utils.hardware import physical_cores
+
+        env["OMP_NUM_THREADS"] = str(max(1, physical_cores() // plan.nproc_per_node))
     started = time.time()
     rc = subprocess.run(command, env=env).returncode
     seconds = time.time() - started
