@@ -55,6 +55,8 @@ def chat(
     top_k: Annotated[int | None, typer.Option(help="Top-k sampling (0 = off).")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="Most tokens per reply.")] = None,
     repetition_penalty: Annotated[float | None, typer.Option(help="> 1 discourages repeats.")] = None,
+    image: Annotated[list[Path] | None, typer.Option(
+        "--image", help="Vision models: an image shown with the first question (repeat for several).")] = None,
 ) -> None:
     cfg = build_inference_config(config, overrides, {
         "adapter_name_or_path": str(adapter) if adapter else None, "model_name_or_path": model,
@@ -79,9 +81,23 @@ def chat(
         sys.stdout.flush()
 
     try:
-        run_chat(ChatSession(loaded, settings, system), sys.stdin.readline, write)
+        run_chat(ChatSession(loaded, settings, system, processor=_processor(cfg, loaded, image),
+                             images=[str(p) for p in image or []]), sys.stdin.readline, write)
     except KeyboardInterrupt:
         write("\n")
+
+
+def _processor(cfg: Config, loaded: Any, images: list[Path] | None) -> Any:
+    """A vision model's processor when images are given (None for text-only models: the session says so)."""
+    if not images:
+        return None
+    from tunesmith.data.media import check_media
+    from tunesmith.data.records import Message, SFTExample
+    from tunesmith.model.vision import is_vision_model, load_processor
+
+    marks = "<image>" * len(images)
+    check_media([SFTExample([Message("user", marks)], images=[str(p) for p in images])], name="--image")
+    return load_processor(loaded.base_path, cfg.data) if is_vision_model(loaded.base_path) else None
 
 
 def register(app: typer.Typer) -> None:

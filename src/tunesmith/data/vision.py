@@ -177,3 +177,25 @@ def media_report(examples: list[Any], template: Template, processor: Any, cutoff
             needed = max(needed, enc.full_length)
     raise_cutoff_problems(problems, cutoff_len, needed)
     return counts, lengths
+
+
+def encode_vision_prompt(messages: list[Message], system: str | None, images: list[tuple[int, int]],
+                         template: Template, processor: Any) -> list[int]:
+    """Token ids of a prompt with images, ready for generation: ``<image>`` placeholders in the messages
+    (one per image, in order; ``images`` gives each one's (width, height)) become the model's vision
+    tokens, expanded as in training."""
+    example = SFTExample(messages, system, images=[""] * len(images))
+    n_marks = sum(m.content.count(IMAGE_PLACEHOLDER) for m in messages)
+    if n_marks != len(images):
+        raise DataFormatError(f"the prompt has {n_marks} {IMAGE_PLACEHOLDER} placeholder(s) for {len(images)} "
+                              "image(s)", hint=f"put one {IMAGE_PLACEHOLDER} where each image goes")
+    image_marker, video_marker = vision_markers(processor)
+    msgs, system = media_messages(example, image_marker, video_marker)
+    tok = processor.tokenizer
+    segments = template.segments(msgs, system, tok.bos_token, tok.eos_token, add_generation_prompt=True)
+    counts = [processor.image_token_count(w, h) for w, h in images]
+    segments = expand_segments(segments, processor, counts, [])
+    text = "".join(t for t, _ in segments)
+    if hasattr(template, "source"):
+        return tok.encode(text, add_special_tokens=False)
+    return [i for t, _ in segments for i in (tok.encode(t, add_special_tokens=False) if t else [])]

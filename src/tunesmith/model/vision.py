@@ -250,3 +250,33 @@ def parameter_groups(model: Any, ft: FinetuneArgs, learning_rate: float, weight_
                            "freeze_multi_modal_projector: false"])
     return [{"params": params, "lr": lrs[part], "weight_decay": weight_decay if decay else 0.0, "name": part}
             for (part, decay), params in groups.items()]
+
+
+def media_inputs(processor: VisionProcessor, ids: list[int], images: list[Any]) -> dict[str, Any]:
+    """Model inputs for one prompt whose image tokens are already expanded (see data.vision): input_ids,
+    attention_mask, pixel_values, image_grid_thw and mm_token_type_ids (Qwen2-VL's 3-D positions)."""
+    import torch
+
+    batch: dict[str, Any] = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids),
+                                                                                            dtype=torch.long)}
+    if images:
+        batch.update(processor.process_images(images))
+        image_id = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
+        batch["mm_token_type_ids"] = (batch["input_ids"] == image_id).long()
+    return batch
+
+
+def generate_with_images(model: Any, processor: VisionProcessor, ids: list[int], images: list[Any], *,
+                         stop_ids: list[int], settings: Any) -> list[int]:
+    """Greedy / sampled answer ids (without the prompt and the stop token) for a prompt with images."""
+    import torch
+
+    inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in media_inputs(processor, ids, images).items()}
+    settings.seed_rng()
+    with torch.inference_mode():
+        out = model.generate(**inputs, **settings.to_kwargs(), eos_token_id=stop_ids,
+                             pad_token_id=processor.tokenizer.pad_token_id)
+    answer = out[0, len(ids):].tolist()
+    while answer and answer[-1] in stop_ids:
+        answer.pop()
+    return answer

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from tunesmith.data.media import IMAGE_PLACEHOLDER
 from tunesmith.data.records import Message
 from tunesmith.data.tokenize import encode_prompt
 from tunesmith.model.generate import GenerationSettings, stream_ids
@@ -34,11 +35,14 @@ def text_deltas(tokenizer: Any, id_stream: Iterator[list[int]]) -> Iterator[str]
 class ChatSession:
     """History, system prompt and generation settings for one conversation with a loaded model."""
 
-    def __init__(self, loaded: Any, settings: GenerationSettings, system: str | None = None) -> None:
+    def __init__(self, loaded: Any, settings: GenerationSettings, system: str | None = None, *,
+                 processor: Any = None, images: list[str] | None = None) -> None:
         self.loaded = loaded
         self.settings = settings
         self.system = system
         self.history: list[Message] = []
+        self.processor = processor  # a vision model's (tunesmith.model.vision.VisionProcessor)
+        self.images = list(images or [])  # shown with the first question ('tunesmith chat --image')
 
     def reset(self) -> None:
         self.history = []
@@ -50,7 +54,14 @@ class ChatSession:
     def send(self, text: str) -> Iterator[str]:
         """Add a user turn and stream the reply as text pieces; the reply joins the history at the end."""
         tok = self.loaded.tokenizer
+        if self.images and not self.history and IMAGE_PLACEHOLDER not in text:
+            text = IMAGE_PLACEHOLDER * len(self.images) + "\n" + text
         messages = [*self.history, Message("user", text)]
+        if self.images:
+            reply = self._reply_with_images(messages)
+            self.history = [*messages, Message("assistant", reply)]
+            yield reply
+            return
         prompt = encode_prompt(messages, self.system, self.loaded.template, tok)
         last: list[int] = []
 
@@ -63,6 +74,29 @@ class ChatSession:
 
         yield from text_deltas(tok, ids())
         self.history = [*messages, Message("assistant", tok.decode(last, skip_special_tokens=True))]
+
+
+    def _reply_with_images(self, messages: list[Message]) -> str:
+        """The whole reply at once (the images go through the processor; no token streaming)."""
+        from PIL import Image
+
+        from tunesmith.data.vision import encode_vision_prompt
+        from tunesmith.model.vision import generate_with_images
+
+        if self.processor is None:
+            from tunesmith.utils.errors import ModelLoadError
+
+            raise ModelLoadError("--image needs a vision-language model (e.g. Qwen/Qwen2-VL-2B-Instruct); this one "
+                                 "reads text only")
+        images = []
+        for path in self.images:
+            with Image.open(path) as img:
+                images.append(img.convert("RGB"))
+        ids = encode_vision_prompt(messages, self.system, [im.size for im in images], self.loaded.template,
+                                   self.processor)
+        answer = generate_with_images(self.loaded.model, self.processor, ids, images,
+                                      stop_ids=self.loaded.stop_ids, settings=self.settings)
+        return self.loaded.tokenizer.decode(answer, skip_special_tokens=True)
 
 
 def run_chat(session: ChatSession, read_line: Callable[[], str | None], write: Callable[[str], None]) -> int:
