@@ -7,6 +7,8 @@
 #   ddp-2gpu      2 processes, DDP                        (needs 2+ GPUs)
 #   zero3-2gpu    2 processes, DeepSpeed ZeRO-3 (z3)      (needs 2+ GPUs and deepspeed)
 #   fsdp-2gpu     2 processes, FSDP2 full_shard           (needs 2+ GPUs)
+#   vlm-1gpu      LoRA of Qwen2-VL-2B-Instruct on 64 drawn pictures (needs QWEN2_VL=the downloaded folder:
+#                 huggingface-cli download Qwen/Qwen2-VL-2B-Instruct --local-dir models/Qwen2-VL-2B-Instruct)
 # and prints, per case, tokens/s (tunesmith's summary.json), peak GPU memory (nvidia-smi, sampled every
 # 0.2 s over all GPUs), the final loss and the wall time; every skipped case says why.
 #   bash benchmarks/gpu_check.sh                # from the repository root, with .venv installed
@@ -69,6 +71,30 @@ if [ "$GPUS" -ge 2 ]; then
   run_case fsdp-2gpu nproc_per_node=2 fsdp=full_shard
 else
   for c in ddp-2gpu zero3-2gpu fsdp-2gpu; do skip "$c" "needs 2 or more GPUs, this machine has $GPUS"; done
+fi
+if [ -n "${QWEN2_VL:-}" ] && [ -f "$QWEN2_VL/config.json" ]; then
+  "$PY" - "$WORK/vlm-data" <<'EOF'
+import json, sys
+from pathlib import Path
+from PIL import Image, ImageDraw
+root = Path(sys.argv[1]); (root / "pics").mkdir(parents=True, exist_ok=True)
+colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
+rows = []
+for i in range(64):
+    name, rgb = list(colours.items())[i % 4]
+    img = Image.new("RGB", (224 + 28 * (i % 3), 224), rgb)
+    ImageDraw.Draw(img).ellipse([20 + i, 20, 120 + i, 120], fill=tuple(c // 2 for c in rgb))
+    img.save(root / "pics" / f"{i}.png")
+    rows.append({"id": str(i), "image": f"{i}.png", "conversations": [
+        {"from": "human", "value": "<image>\nWhat is the main colour of this picture? One word."},
+        {"from": "gpt", "value": name}]})
+(root / "train.json").write_text(json.dumps(rows))
+EOF
+  run_case vlm-1gpu nproc_per_node=1 "model_name_or_path=$QWEN2_VL" template=auto "dataset=$WORK/vlm-data/train.json" \
+    "dataset_dir=$WORK/vlm-data" "image_folder=$WORK/vlm-data/pics" eval_dataset= test_dataset= cutoff_len=512 \
+    per_device_train_batch_size=4 learning_rate=1e-4 bf16=true
+else
+  skip vlm-1gpu "set QWEN2_VL to a downloaded Qwen/Qwen2-VL-2B-Instruct folder"
 fi
 echo
 echo "== gpu_check: $STEPS steps of examples/quickstart.yaml per case (logs in $WORK)"
