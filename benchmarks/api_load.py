@@ -127,6 +127,13 @@ async def slot_freed(url: str, key: str, alone_s: float) -> dict[str, Any]:
             "alone_s": round(alone_s, 3), "freed": r.status_code == 200 and after < 5 * alone_s + 2}
 
 
+async def sample_rss(server: psutil.Process, started: float, samples: list[tuple[float, int]]) -> None:
+    """The server's RSS every 10 s: a plateau is buffers kept for reuse, a steady climb is a leak."""
+    while True:
+        samples.append((round(time.time() - started), round(server.memory_info().rss / 2**20)))
+        await asyncio.sleep(10)
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return round(s[min(len(s) - 1, int(q * len(s)))], 3) if s else float("nan")
@@ -143,9 +150,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         rss_start = server.memory_info().rss
         started = time.time()
         deadline = started + args.max_seconds
+        samples: list[tuple[float, int]] = []
+        sampler = asyncio.create_task(sample_rss(server, started, samples))
         per_client = await asyncio.gather(*[client_loop(url, key, c, args.requests, args.max_tokens, deadline)
                                             for c in range(args.clients)])
         wall = time.time() - started
+        sampler.cancel()
         freed = await slot_freed(url, key, statistics.median(alone))
         rss_end = server.memory_info().rss
     finally:
@@ -172,7 +182,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency_s": {"p50": pct(latencies, 0.5), "p99": pct(latencies, 0.99), "max": pct(latencies, 1.0)},
         "first_token_s": {"p50": pct(ttft, 0.5), "p99": pct(ttft, 0.99)},
         "requests_per_s": round(len(completed) / wall, 2) if wall else None,
-        "server_rss_mb": {"start": round(rss_start / 2**20), "end": round(rss_end / 2**20)},
+        "server_rss_mb": {"start": round(rss_start / 2**20), "end": round(rss_end / 2**20),
+                          "by_quarter": [samples[min(len(samples) - 1, q * len(samples) // 4)][1] for q in range(5)]
+                          if samples else []},
         "slot_freed": freed, "cpu_count": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 1),
     }
 
