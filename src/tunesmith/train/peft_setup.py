@@ -21,7 +21,7 @@ def load_training_base(cfg: Config, model_path: str, dtype: Any) -> Any:
     model = load_model(model_path, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code,
                        quantization_config=quant, config=config)
     if quant is not None:
-        model = prepare_quantized(model, gradient_checkpointing=cfg.train.gradient_checkpointing)
+        model = prepare_quantized(model, gradient_checkpointing=cfg.train.gradient_checkpointing, dtype=dtype)
     if ft.new_special_tokens:
         from tunesmith.model.load import load_tokenizer
         from tunesmith.model.peft_extras import add_special_tokens
