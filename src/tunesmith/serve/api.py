@@ -25,10 +25,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tunesmith.data.media import IMAGE_PLACEHOLDER
 from tunesmith.data.records import Message
 from tunesmith.data.tokenize import encode_prompt
 from tunesmith.model.generate import GenerationSettings
 from tunesmith.serve.engine import Engine, GenRequest
+from tunesmith.serve.media import MAX_IMAGES, ImagePartError, is_image_part, load_image_part
 
 # Request limits (each a 400 naming the parameter): generated tokens, chat messages and their size,
 # stop sequences (OpenAI allows 4).
@@ -79,27 +81,42 @@ class CompletionRequest(_Request):
     prompt: str | list[str]
 
 
-def _text_of(content: str | list[dict[str, Any]] | None, where: str) -> str:
+def _text_of(content: str | list[dict[str, Any]] | None, where: str, images: list[Any] | None = None,
+             media_dir: str | None = None) -> str:
+    """A message's text; with ``images`` (a vision model), image_url parts become <image> placeholders and
+    their pictures are appended to ``images``."""
     if content is None:
         return ""
     if isinstance(content, str):
         return content
     parts = []
-    for part in content:
+    for j, part in enumerate(content):
+        if images is not None and is_image_part(part):
+            try:
+                images.append(load_image_part(part, f"{where}.content[{j}]", media_dir))
+            except ImagePartError as exc:
+                raise ApiError(400, str(exc), param="messages") from None
+            if len(images) > MAX_IMAGES:
+                raise ApiError(400, f"at most {MAX_IMAGES} images per request", param="messages")
+            parts.append(IMAGE_PLACEHOLDER)
+            continue
         if part.get("type") != "text" or not isinstance(part.get("text"), str):
-            raise ApiError(400, f"{where}: only text content parts are supported", param="messages")
+            kind = "text and image_url" if images is not None else "text (this model reads no images)"
+            raise ApiError(400, f"{where}: only {kind} content parts are supported", param="messages")
         parts.append(part["text"])
     return "".join(parts)
 
 
-def chat_messages(messages: list[ChatMessage]) -> tuple[list[Message], str | None]:
-    """OpenAI messages -> (alternating user/assistant turns, system prompt); 400 when malformed."""
+def chat_messages(messages: list[ChatMessage], images: list[Any] | None = None, media_dir: str | None = None,
+                  ) -> tuple[list[Message], str | None]:
+    """OpenAI messages -> (alternating user/assistant turns, system prompt); 400 when malformed. With
+    ``images`` (a vision model) the request's pictures are collected there, in order."""
     if not messages:
         raise ApiError(400, "'messages' must hold at least one message", param="messages")
     system_parts: list[str] = []
     turns: list[Message] = []
     for i, m in enumerate(messages):
-        text = _text_of(m.content, f"messages[{i}]")
+        text = _text_of(m.content, f"messages[{i}]", images, media_dir)
         if m.role in ("system", "developer"):
             if turns:
                 raise ApiError(400, f"messages[{i}]: a system message must come before the conversation",
@@ -199,14 +216,14 @@ class _Run:
     """One request in flight: bridges the engine thread's emit() into asyncio, applies stop strings."""
 
     def __init__(self, service: Service, prompt: list[int], settings: GenerationSettings, adapter: str,
-                 stop: list[str]) -> None:
+                 stop: list[str], media: dict[str, Any] | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[tuple[list[int], str | None]] = asyncio.Queue()
         self.tokenizer = service.engine.tokenizer
         self.stop = stop
         self.prompt_tokens = len(prompt)
         self.completion_tokens = 0
-        self.request = service.engine.submit(GenRequest(prompt, settings, self._emit, adapter))
+        self.request = service.engine.submit(GenRequest(prompt, settings, self._emit, adapter, media=media))
 
     def _emit(self, ids: list[int], finish: str | None) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, (ids, finish))
@@ -307,9 +324,12 @@ def create_app(service: Service) -> FastAPI:
         req: ChatRequest = await read(request, ChatRequest)
         service.check_messages(req.messages)
         adapter, settings = service.adapter(req.model), service.settings(req)
-        turns, system = chat_messages(req.messages)
-        prompt = encode_prompt(turns, system, engine.template, engine.tokenizer)
-        run = _Run(service, prompt, settings, adapter, _stops(req.stop))
+        images: list[Any] | None = [] if engine.processor is not None else None
+        turns, system = chat_messages(req.messages, images, engine.media_dir)
+        prompt, media = encode_prompt(turns, system, engine.template, engine.tokenizer), None
+        if images:
+            prompt, media = vision_request(engine, turns, system, images)
+        run = _Run(service, prompt, settings, adapter, _stops(req.stop), media)
         meta = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": req.model}
         if req.stream:
             include_usage = bool((req.stream_options or {}).get("include_usage"))
@@ -336,6 +356,22 @@ def create_app(service: Service) -> FastAPI:
             {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}
 
     return app
+
+
+def vision_request(engine: Engine, turns: list[Message], system: str | None, images: list[Any],
+                   ) -> tuple[list[int], dict[str, Any]]:
+    """Prompt ids with the images' vision tokens, and the pixel inputs that go with them."""
+    from tunesmith.data.vision import encode_vision_prompt
+    from tunesmith.model.vision import media_inputs
+    from tunesmith.utils.errors import DataFormatError
+
+    try:
+        prompt = encode_vision_prompt(turns, system, [im.size for im in images], engine.template,
+                                      engine.processor)
+    except DataFormatError as exc:  # e.g. a literal <image> typed into the text
+        raise ApiError(400, exc.message, param="messages") from None
+    inputs = media_inputs(engine.processor, prompt, images)
+    return prompt, {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
 
 
 def _model_card(name: str, engine: Engine) -> dict[str, Any]:

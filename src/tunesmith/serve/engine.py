@@ -45,9 +45,12 @@ class GenRequest:
     cancelled: bool = False
     tokens: list[int] = field(default_factory=list)
     finish_reason: str | None = None
+    media: dict[str, Any] | None = None  # a vision model's pixel inputs for this prompt (it runs alone)
 
     def sampling_key(self) -> tuple:
         s = self.settings
+        if self.media is not None:
+            return ("media", self.id)
         return (s.temperature, s.top_p, s.top_k, s.repetition_penalty, s.seed, self.id if s.seed is not None else None
                 ) if s.temperature > 0 else (0.0, 1.0, 0, s.repetition_penalty, None, None)  # seeded: a batch alone
 
@@ -132,6 +135,8 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.created = int(time.time())
+        self.processor: Any = None  # a vision model's processor: image_url parts are accepted
+        self.media_dir: str | None = None  # the folder local image paths may come from (none: data: URLs only)
 
     # ---- names ------------------------------------------------------------------------------
     @property
@@ -226,6 +231,8 @@ class Engine:
         kwargs["max_new_tokens"] = max(r.settings.max_new_tokens for r in rows)
         if self.adapters:
             kwargs["adapter_names"] = [r.adapter for r in rows]
+        if rows[0].media is not None:  # alone in its batch: no padding, the pixel inputs match its ids
+            kwargs.update({k: v.to(device) for k, v in rows[0].media.items()})
         self.stats.batches += 1
         self.stats.requests += len(rows)
         self.stats.largest_batch = max(self.stats.largest_batch, len(rows))
@@ -280,4 +287,9 @@ def load_engine(cfg: Config) -> Engine:
         raise ConfigError([f"'served_model_name': {base_name!r} is also an adapter name; choose another"])
     engine = Engine(loaded.model, loaded.tokenizer, loaded.template, loaded.stop_ids, base_name=base_name,
                     adapters=peft_names, max_batch_size=cfg.serve.max_batch_size)
+    from tunesmith.model.vision import is_vision_model, load_processor
+
+    if is_vision_model(loaded.base_path):  # image_url parts accepted; local paths only under media_dir
+        engine.processor = load_processor(loaded.base_path, cfg.data)
+        engine.media_dir = cfg.data.media_folder
     return engine.start()

@@ -100,3 +100,15 @@ def last_complete_checkpoint(output_dir: str | Path, world_size: int = 1,
             return folder, skipped
         skipped.append((folder, problem))
     return None, skipped
+
+
+def holds_last_step(folder: str | Path, max_steps: int, num_train_epochs: float) -> bool:
+    """True when ``folder`` already holds the last step of a run planned with these two arguments (a run
+    killed after its final checkpoint, e.g. while it scored base vs tuned). transformers 5.24's Trainer,
+    resumed from such a checkpoint, trains one step past the end (it checks the step count only after a
+    step), so the runner finishes from the checkpoint instead."""
+    state = json.loads((Path(folder) / TRAINER_STATE).read_text(encoding="utf-8"))
+    step, planned = state.get("global_step", 0), state.get("max_steps", 0)
+    if max_steps > 0:
+        return step >= max_steps
+    return bool(planned) and step >= planned and state.get("num_train_epochs") == num_train_epochs

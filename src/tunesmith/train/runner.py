@@ -27,7 +27,7 @@ from tunesmith.model.load import end_token_ids
 from tunesmith.model.peft_extras import add_tokens_to_tokenizer
 from tunesmith.model.vision import apply_vision_finetuning, is_vision_config, parameter_groups, save_processor
 from tunesmith.train.callbacks import JsonlLogger, read_log
-from tunesmith.train.checkpoints import checkpoint_problem, last_complete_checkpoint
+from tunesmith.train.checkpoints import checkpoint_problem, holds_last_step, last_complete_checkpoint
 from tunesmith.train.collate import PadCollator
 from tunesmith.train.compile import compile_decoder_layers, decide, mark_compiled
 from tunesmith.train.distributed import batch_report, engine_arguments, fast_loss_decision, global_batch_size, world
@@ -147,6 +147,10 @@ class TunesmithTrainer(Trainer):
         self._parameter_count: int | None = None
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
+        checkpoint = kwargs.get("resume_from_checkpoint")
+        if checkpoint and not (self.is_deepspeed_enabled or self.is_fsdp_enabled) and \
+                holds_last_step(checkpoint, self.args.max_steps, self.args.num_train_epochs):
+            return self._finish_from(checkpoint)
         with contextlib.ExitStack() as stack:
             if self.bf16_compute and hasattr(self.model, "peft_config"):
                 from peft.helpers import disable_input_dtype_casting
@@ -159,6 +163,17 @@ class TunesmithTrainer(Trainer):
         if self.compiled:
             mark_compiled(self.model)
         return out
+
+    def _finish_from(self, checkpoint: str) -> Any:
+        """Take the weights and state of a checkpoint that already holds the run's last step, training nothing."""
+        from transformers.trainer_callback import TrainerState
+        from transformers.trainer_utils import TrainOutput
+
+        self._load_from_checkpoint(checkpoint)
+        self.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+        console.print(f"{Path(checkpoint).name} holds the run's last step ({self.state.global_step}): nothing "
+                      "left to train, finishing from it")
+        return TrainOutput(self.state.global_step, 0.0, {})
 
     def floating_point_ops(self, inputs: dict[str, Any]) -> int:
         """The Trainer's 6 x tokens x parameters estimate, with the parameter count computed once

@@ -125,3 +125,19 @@ def test_kill9_at_a_random_step_then_resume_equals_an_uninterrupted_run(tiny_tra
     assert max(abs(r["loss"] - expected[r["step"]]) for r in rows) <= BOUND, why
     assert _max_adapter_diff(out, whole) <= BOUND, why
     assert torch.isfinite(torch.tensor([r["loss"] for r in rows])).all()
+
+
+def test_a_run_killed_after_its_last_checkpoint_finishes_without_training(tiny_train_overrides: dict,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    # Killed while finishing (saving, or scoring base vs tuned): checkpoint-4 is the run's last step.
+    out = Path(tiny_train_overrides["output_dir"])
+    base = {**tiny_train_overrides, "max_steps": 4, "save_steps": 2, "eval_dataset": "", "report_to": "none",
+            "lr_scheduler_type": "constant"}  # a constant rate: one step too many would move the weights
+    run_sft(load_config(None, base))
+    (out / "adapter_model.safetensors").unlink()
+    capsys.readouterr()
+    resumed = run_sft(load_config(None, {**base, "resume_from_checkpoint": "last"}))
+    assert "checkpoint-4 holds the run's last step (4): nothing left to train" in capsys.readouterr().out
+    assert resumed.metrics["steps"] == 4
+    assert [r["step"] for r in _log(out) if "loss" in r] == [1, 2, 3, 4], "no step past the end"
+    assert _max_adapter_diff(out, out / "checkpoint-4") == 0.0
