@@ -1,4 +1,4 @@
-"""How long `tunesmith --help` and a config typo take to answer (PITFALLS #9: start-up is import time).
+"""How long `tunesmith --help` and a config typo take to answer (start-up is import time).
 
 The test suite checks that neither imports torch, transformers or the other heavy libraries
 (tests/unit/cli/test_cli.py); this script measures the seconds, which depend on the machine.

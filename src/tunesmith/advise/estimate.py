@@ -34,7 +34,8 @@ from typing import Any
 
 import yaml
 
-from tunesmith.advise.profile import DataProfile, default_eval_steps, steps_per_epoch, total_steps
+from tunesmith.advise.profile import DataProfile
+from tunesmith.train.steps import default_eval_steps, steps_per_epoch, total_steps  # the run's own count
 from tunesmith.utils.errors import ConfigError
 
 GPUS_FILE = Path(__file__).with_name("gpus.yaml")

@@ -50,8 +50,8 @@ def local_backend(model: str, *, adapter: str | None = None, template: str = "au
     from tunesmith.config.schema import Config, ModelArgs
     from tunesmith.data.records import Message
     from tunesmith.data.tokenize import encode_prompt
+    from tunesmith.inference.load import load_inference_model
     from tunesmith.model.generate import GenerationSettings, generate_ids
-    from tunesmith.train.resolve import load_inference_model
 
     # Only the model group matters for generation (a training config would also demand a dataset).
     cfg = Config(model=ModelArgs(model_name_or_path=model, adapter_name_or_path=adapter, template=template))

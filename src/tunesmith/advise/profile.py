@@ -24,24 +24,6 @@ from tunesmith.model.load import load_tokenizer
 from tunesmith.train.data import encode_sft_rows, load_splits
 from tunesmith.train.resolve import resolve_base, resolve_template
 
-
-def steps_per_epoch(rows: int, batch_size: int, grad_accum: int) -> int:
-    """Optimizer steps per epoch, as transformers' Trainer counts them."""
-    return max(1, math.ceil(math.ceil(rows / batch_size) / grad_accum))
-
-
-def total_steps(rows: int, batch_size: int, grad_accum: int, epochs: float, max_steps: int = -1) -> int:
-    """Optimizer steps of the whole run (max_steps wins when set)."""
-    if max_steps > 0:
-        return max_steps
-    return math.ceil(epochs * steps_per_epoch(rows, batch_size, grad_accum))
-
-
-def default_eval_steps(total: int) -> int:
-    """What training uses when eval_steps is unset (about 10 evaluations per run)."""
-    return max(1, total // 10)
-
-
 _DIGITS = re.compile(r"\d+")
 
 

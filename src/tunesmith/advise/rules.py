@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tunesmith.advise.profile import DataProfile, default_eval_steps, steps_per_epoch, total_steps
+from tunesmith.advise.profile import DataProfile
 from tunesmith.config.schema import Config
+from tunesmith.train.steps import default_eval_steps, steps_per_epoch, total_steps  # the run's own count
 
 Level = Literal["ok", "info", "warn"]
 

@@ -63,15 +63,14 @@ def chat(
         "temperature": temperature, "top_p": top_p, "top_k": top_k, "max_new_tokens": max_new_tokens,
         "repetition_penalty": repetition_penalty,
     })
-    from tunesmith.model.generate import GenerationSettings
+    from tunesmith.inference.load import load_inference_model
+    from tunesmith.model.generate import generation_settings
     from tunesmith.serve.chat import COMMANDS_HELP, ChatSession, run_chat
-    from tunesmith.train.resolve import load_inference_model
     from tunesmith.utils.console import status
 
     with status("Loading the model"):
         loaded = load_inference_model(cfg)
-    e = cfg.eval
-    settings = GenerationSettings(e.max_new_tokens, e.temperature, e.top_p, e.top_k, e.repetition_penalty)
+    settings, _ = generation_settings(cfg, loaded.model)  # flags > config > the model's generation_config
     name = loaded.adapter_path or cfg.model.model_name_or_path
     console.print(f"[bold]tunesmith chat[/bold] · {name} · template [cyan]{loaded.template.name}[/cyan] · "
                   f"{COMMANDS_HELP}")

@@ -19,8 +19,9 @@ from tunesmith.data.records import SFTExample
 from tunesmith.eval.generation import describe_settings, generation_settings, predict
 from tunesmith.eval.metrics import mean_scores, score_pair
 from tunesmith.eval.perplexity import reference_perplexity
+from tunesmith.inference.load import load_inference_model
 from tunesmith.train.data import load_splits
-from tunesmith.train.resolve import RUN_CONFIG, load_inference_model, run_settings
+from tunesmith.train.resolve import RUN_CONFIG, run_settings
 from tunesmith.utils.console import console
 from tunesmith.utils.errors import DataFormatError, ModelLoadError
 from tunesmith.utils.io import write_json, write_jsonl

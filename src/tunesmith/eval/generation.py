@@ -5,33 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from tunesmith.config.schema import Config
 from tunesmith.data.records import SFTExample
 from tunesmith.data.tokenize import encode_prompt
 from tunesmith.model.generate import GenerationSettings, generate_ids
-
-SETTING_KEYS = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty")
-
-
-def generation_settings(cfg: Config, model: Any = None) -> tuple[GenerationSettings, dict[str, str]]:
-    """Settings from the config where the user set them, else from the model's generation config,
-    else tunesmith's defaults (greedy). Also returns where each value came from."""
-    gen = getattr(model, "generation_config", None)
-    values: dict[str, Any] = {}
-    source: dict[str, str] = {}
-    for key in SETTING_KEYS:
-        if key in cfg.eval.model_fields_set:
-            values[key], source[key] = getattr(cfg.eval, key), "config"
-            continue
-        from_model = getattr(gen, key, None) if gen is not None else None
-        if key == "temperature" and gen is not None and gen.do_sample is False:
-            from_model = 0.0  # the model asks for greedy decoding
-        if from_model is not None:
-            values[key], source[key] = from_model, "model"
-        else:
-            values[key], source[key] = getattr(cfg.eval, key), "default"
-    values["top_k"] = int(values["top_k"] or 0)
-    return GenerationSettings(**values), source
+from tunesmith.model.generate import generation_settings as generation_settings  # the one precedence (re-exported)
 
 
 def describe_settings(settings: GenerationSettings, source: dict[str, str] | None = None) -> str:

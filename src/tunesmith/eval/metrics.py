@@ -6,14 +6,15 @@ Every metric compares one prediction with one reference and is averaged over the
 - ``rouge-l``: F1 of the longest common subsequence of tokens.
 - ``bleu-4``: sentence BLEU (geometric mean of clipped 1- to 4-gram precisions times the brevity
   penalty), with NLTK's ``method3`` smoothing for orders without a match, as LLaMA-Factory uses.
-- ``exact_match``: the texts are equal after stripping surrounding white space (PITFALLS #10).
+- ``exact_match``: the texts are equal after stripping surrounding white space (references often end
+  in a newline the prediction lacks); ``utils/text.py`` holds the one definition, GRPO's reward uses it too.
 - ``rouge-l>=0.99``: the share of answers whose ROUGE-L is at least 0.99 ("as good as exact").
 - ``similarity``: mean cosine similarity of MiniLM sentence embeddings (see ``similarity.py``).
 
 Tokens: Chinese text is segmented with jieba, other text split into words; both lower-cased, with
 punctuation dropped. So "数学" scores against "数学" at the word level, not per character.
 
-Short answers (PITFALLS #5): LLaMA-Factory scores a set of 100% exact one-word Chinese answers at
+Short answers: LLaMA-Factory scores a set of 100% exact one-word Chinese answers at
 BLEU-4 67 and ROUGE-2 50, because a one-word answer has no bigram or 4-gram to match. Here an
 n-gram order longer than both texts is not counted: ROUGE-2 of two one-word texts is their ROUGE-1,
 and BLEU uses the orders up to the prediction's length (sacrebleu's "effective order"). An exact
@@ -27,6 +28,8 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from tunesmith.utils.text import exact_match, normalize
+
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 TEXT_METRICS = ("rouge-1", "rouge-2", "rouge-l", "bleu-4", "exact_match", "rouge-l>=0.99")
 # Keys of metrics.json, in report order. Lower is better only for perplexity.
@@ -34,9 +37,6 @@ METRIC_KEYS = (*TEXT_METRICS, "similarity", "perplexity")
 LOWER_IS_BETTER = frozenset({"perplexity"})
 
 
-def normalize(text: str) -> str:
-    """Strip surrounding white space (the only normalization exact match applies)."""
-    return text.strip()
 
 
 def tokenize(text: str) -> list[str]:
@@ -131,10 +131,6 @@ def _bleu_tokens(p: Sequence[str], r: Sequence[str], max_order: int = 4) -> floa
 def bleu4(prediction: str, reference: str) -> float:
     """Sentence BLEU-4 (0-1) over tokens, with effective order and method3 smoothing."""
     return _bleu_tokens(tokenize(prediction), tokenize(reference))
-
-
-def exact_match(prediction: str, reference: str) -> float:
-    return float(normalize(prediction) == normalize(reference))
 
 
 def score_pair(prediction: str, reference: str) -> dict[str, float]:

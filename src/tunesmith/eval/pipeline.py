@@ -145,7 +145,7 @@ def benchmark(cfg: Config, bench_path: str | Path, targets: list[Target] | None 
     import gc
 
     from tunesmith.eval.benchmarks import load_benchmark, run_benchmark
-    from tunesmith.train.resolve import load_inference_model
+    from tunesmith.inference.load import load_inference_model
 
     bench = load_benchmark(bench_path)
     targets = targets or [default_target(cfg)]

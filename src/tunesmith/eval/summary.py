@@ -12,8 +12,8 @@ from tunesmith.config.schema import Config
 from tunesmith.data.records import SFTExample
 from tunesmith.eval.generation import predict
 from tunesmith.eval.metrics import compute_metrics
-from tunesmith.model.generate import GenerationSettings
-from tunesmith.train.resolve import load_inference_model
+from tunesmith.inference.load import load_inference_model
+from tunesmith.model.generate import generation_settings
 
 
 def base_vs_tuned(cfg: Config, run_dir: str, examples: list[SFTExample], *, max_new_tokens: int = 32,
@@ -22,7 +22,7 @@ def base_vs_tuned(cfg: Config, run_dir: str, examples: list[SFTExample], *, max_
     run_cfg = cfg.model_copy(deep=True)
     run_cfg.model.adapter_name_or_path = run_dir
     loaded = load_inference_model(run_cfg)
-    settings = GenerationSettings(max_new_tokens=max_new_tokens)
+    settings, _ = generation_settings(cfg, loaded.model, max_new_tokens=max_new_tokens)  # same for both models
     refs = [e.response for e in examples]
     bs = max(8, cfg.train.per_device_eval_batch_size)
     tuned_preds = predict(loaded, examples, settings, bs, "tuned model")

@@ -7,7 +7,8 @@ template's end-of-turn ids) on a handful of held-out prompts:
 
 - **template**: the artifact's ``chat_template`` must render the same token ids as the training
   template, for a single turn, a system prompt and a multi-turn conversation;
-- **stop ids**: the artifact must stop at every end-of-turn id (PITFALLS #1): for a folder its
+- **stop ids**: the artifact must stop at every end-of-turn id (an export that lists only ``<eos>`` for a
+  Gemma model answers until ``max_new_tokens``): for a folder its
   ``generation_config.eos_token_id``, for a GGUF its EOS and ``eot_token_id`` (what llama.cpp uses);
 - **greedy output**: the merged model must produce exactly the reference's tokens, and its logits
   must match within ``merge_tolerance`` (max absolute difference);

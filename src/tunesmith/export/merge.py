@@ -2,7 +2,8 @@
 
 The folder holds sharded safetensors, the tokenizer with the Jinja ``chat_template`` equivalent to
 the training template, and a ``generation_config.json`` whose ``eos_token_id`` lists every
-end-of-turn id (PITFALLS #1) and whose sampling defaults are the ones the user set.
+end-of-turn id (with only ``<eos>``, a Gemma chat answer never stops: it runs to ``max_new_tokens``) and
+whose sampling defaults are the ones the user set.
 """
 
 from __future__ import annotations

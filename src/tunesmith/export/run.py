@@ -34,7 +34,8 @@ from tunesmith.export.checks import (
     merge_tolerance,
 )
 from tunesmith.export.target import MANIFEST, check_export_dir, publish
-from tunesmith.train.resolve import Loaded, load_inference_model, run_settings
+from tunesmith.inference.load import Loaded, load_inference_model
+from tunesmith.train.resolve import run_settings
 from tunesmith.utils.console import console, note_once, status
 from tunesmith.utils.errors import ConfigError, TunesmithError
 from tunesmith.utils.io import write_json

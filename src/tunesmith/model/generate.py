@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from tunesmith.config.schema import Config, EvalArgs
+
 _PREPARED_HEADS: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -40,6 +42,38 @@ class GenerationSettings:
         else:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kw
+
+
+SETTING_KEYS = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty")
+
+
+def generation_settings(cfg: Config | None, model: Any = None, **overrides: Any,
+                        ) -> tuple[GenerationSettings, dict[str, str]]:
+    """The one precedence for sampling settings, used by eval, chat, serve, the web chat tab and the
+    post-training comparison: ``overrides`` (a request, a form, a command's own limit) where not None,
+    then the keys the user set in the config, then the model's generation_config.json (an export
+    carries the user's defaults there), then tunesmith's defaults (greedy). Also returns where each
+    value came from ("override", "config", "model" or "default")."""
+    gen = getattr(model, "generation_config", None)
+    args = cfg.eval if cfg is not None else EvalArgs()
+    values: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for key in SETTING_KEYS:
+        if overrides.get(key) is not None:
+            values[key], source[key] = overrides[key], "override"
+            continue
+        if key in args.model_fields_set:
+            values[key], source[key] = getattr(args, key), "config"
+            continue
+        from_model = getattr(gen, key, None) if gen is not None else None
+        if key == "temperature" and gen is not None and gen.do_sample is False:
+            from_model = 0.0  # the model asks for greedy decoding
+        if from_model is not None:
+            values[key], source[key] = from_model, "model"
+        else:
+            values[key], source[key] = getattr(args, key), "default"
+    values["top_k"] = int(values["top_k"] or 0)
+    return GenerationSettings(**values, seed=overrides.get("seed")), source
 
 
 def _contiguous_input(module: Any, args: tuple) -> tuple:

@@ -21,7 +21,8 @@ SOURCE_FILE = "tunesmith_source.json"  # marks a folder as tunesmith's converted
 CACHE_FORMAT = 2  # bump to re-convert cached models when the conversion changes
 DEFAULT_ALIASES = {DEFAULT_MODEL, "default", "gemma3-270m", "gemma-3-270m-q4_k_m"}
 # Gemma ends a chat turn with <end_of_turn> (106) and a document with <eos> (1): generation must
-# stop at both, or an exported model rambles to max_new_tokens (see PITFALLS.md #1).
+# stop at both, or an exported model rambles to max_new_tokens (LLaMA-Factory 0.9.5's merged Gemma export
+# listed only <eos>, and its answers ran on: 0% exact match against 100% when <end_of_turn> stops them).
 GEMMA_END_TOKENS = ("<end_of_turn>", "<eos>")
 
 

@@ -2,7 +2,8 @@
 detection, the processor, which parts train, and per-part learning rates.
 
 The processor is transformers' ``AutoProcessor`` when it loads. transformers' video processors need
-torchvision, and PyPI's torchvision is a CUDA build that breaks beside a CPU torch (PITFALLS #8), so
+torchvision, and PyPI's torchvision is a CUDA build that breaks beside a CPU torch ("operator
+torchvision::nms does not exist"), so
 ``AutoProcessor`` fails for Qwen2-VL on such machines; then the same parts are loaded one by one
 (the tokenizer, the image processor's PIL backend, the chat template) and video is reported as
 unavailable. Either way the rest of tunesmith sees one ``VisionProcessor``.
@@ -134,7 +135,7 @@ def load_processor(path: str, data: DataArgs | None = None, *, trust_remote_code
         proc = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code, **image_kw)
         tok, ip, vp = proc.tokenizer, proc.image_processor, getattr(proc, "video_processor", None)
         source, template = "AutoProcessor", getattr(proc, "chat_template", None)
-    except ImportError as exc:  # torchvision missing for the video processor (PITFALLS #8)
+    except ImportError as exc:  # torchvision missing (or a CUDA build) for the video processor
         source = f"tokenizer + PIL image processor (AutoProcessor: {str(exc).strip().splitlines()[0]})"
         try:
             tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)

@@ -267,7 +267,7 @@ def parse_adapters(items: list[str]) -> dict[str, str]:
 
 def load_engine(cfg: Config) -> Engine:
     """Load the base once, attach every adapter under its served name, and start the engine."""
-    from tunesmith.train.resolve import load_inference_model
+    from tunesmith.inference.load import load_inference_model
 
     adapters = parse_adapters(cfg.serve.adapters)
     if cfg.model.adapter_name_or_path:

@@ -12,20 +12,20 @@ import time
 from typing import Any
 
 from tunesmith.config.schema import Config
-from tunesmith.model.generate import GenerationSettings
+from tunesmith.model.generate import GenerationSettings, generation_settings
 from tunesmith.serve.api import Service, create_app
 from tunesmith.serve.engine import Engine, load_engine
 
 
-def defaults_from(cfg: Config) -> GenerationSettings:
-    e = cfg.eval
-    return GenerationSettings(e.max_new_tokens, e.temperature, e.top_p, e.top_k, e.repetition_penalty)
+def defaults_from(cfg: Config, model: Any = None) -> GenerationSettings:
+    """A request's defaults: the config's keys, else the model's generation_config, else greedy."""
+    return generation_settings(cfg, model)[0]
 
 
 def build_app(cfg: Config, engine: Engine | None = None) -> tuple[Any, Engine]:
     """The FastAPI app for a config (loading the engine unless one is given)."""
     engine = engine or load_engine(cfg)
-    service = Service(engine, defaults=defaults_from(cfg), api_key=cfg.serve.api_key,
+    service = Service(engine, defaults=defaults_from(cfg, engine.model), api_key=cfg.serve.api_key,
                       max_body_bytes=cfg.serve.max_request_kb * 1024)
     return create_app(service), engine
 

@@ -31,6 +31,7 @@ from tunesmith.train.distributed import is_main_process
 from tunesmith.train.resolve import run_settings
 from tunesmith.train.runner import SUMMARY, RunResult, read_summary
 from tunesmith.train.stages import run_stage
+from tunesmith.train.steps import config_steps
 from tunesmith.train.trl_setup import STAGE_DATA
 from tunesmith.utils.console import console
 from tunesmith.utils.errors import ConfigError
@@ -97,12 +98,10 @@ def schedule_value(kind: str, peak: float, warmup: int, total: int, step: int) -
 
 def estimate_steps(cfg: Config) -> int:
     """Optimizer steps this config will run (exact with max_steps, else from the example count)."""
-    t = cfg.train
-    if t.max_steps > 0:
-        return t.max_steps
+    if cfg.train.max_steps > 0:
+        return cfg.train.max_steps
     n = len(load_splits(cfg).train) * (cfg.finetune.num_generations if cfg.finetune.stage == "grpo" else 1)
-    return max(1, math.ceil(math.ceil(n / (t.per_device_train_batch_size * t.gradient_accumulation_steps))
-                            * t.num_train_epochs))
+    return config_steps(cfg, n)
 
 
 def apply_schedule(cfg: Config, earlier_dir: str) -> tuple[Config, dict[str, Any]]:

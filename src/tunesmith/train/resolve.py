@@ -8,7 +8,6 @@ used in training is the one used to chat. A run folder remembers its base model 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import yaml
 from tunesmith.config.schema import DEFAULT_MODEL, Config
 from tunesmith.data.templates import Template, get_template
 from tunesmith.model.adapters import adapter_base_model, is_adapter_dir
-from tunesmith.model.load import end_token_ids, load_model, load_tokenizer, resolve_model_path
+from tunesmith.model.load import resolve_model_path
 from tunesmith.utils.errors import ModelLoadError
 
 RUN_CONFIG = "tunesmith_run.yaml"
@@ -98,38 +97,3 @@ def inference_source(cfg: Config) -> tuple[str, str | None]:
         return source_model(cfg.model.adapter_name_or_path, cfg.model.model_name_or_path,
                             key="adapter_name_or_path")
     return cfg.model.model_name_or_path, None
-
-
-@dataclass
-class Loaded:
-    """A model ready for generation, with the tokenizer, template and stop ids that go with it."""
-
-    model: Any
-    tokenizer: Any
-    template: Template
-    stop_ids: list[int]
-    base_path: str
-    adapter_path: str | None = None
-
-
-def load_inference_model(cfg: Config, *, dtype: Any = None, merge: bool = False) -> Loaded:
-    """Base model (+ adapter) for generation, bf16 where the machine supports it."""
-    import torch
-
-    from tunesmith.model.adapters import load_adapter, merge_adapter
-    from tunesmith.utils.hardware import bf16_available
-
-    base, adapter = inference_source(cfg)
-    path = resolve_model_path(base, cfg.model.cache_dir)
-    if dtype is None:
-        want_bf16 = cfg.train.bf16 if cfg.train.bf16 is not None else bf16_available()
-        dtype = torch.bfloat16 if want_bf16 else torch.float32
-    tokenizer = load_tokenizer(path, trust_remote_code=cfg.model.trust_remote_code)
-    model = load_model(path, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code)
-    if adapter:
-        model = load_adapter(model, adapter)
-        if merge:
-            model = merge_adapter(model)
-    model.eval()
-    template = resolve_template(cfg, path, tokenizer)
-    return Loaded(model, tokenizer, template, end_token_ids(tokenizer, template.stop_words), path, adapter)

@@ -3,9 +3,9 @@
 ``reward_funcs`` lists names; each becomes a function that scores every sampled answer in [0, 1] (user
 functions may return any float):
 
-- ``exact_match``: 1 when the answer equals the reference ``answer`` (stripped, case- and
-  space-insensitive, as in PITFALLS #10), else 0
-- ``contains``: 1 when the reference answer appears in the sampled one
+- ``exact_match``: 1 when the answer equals the reference ``answer`` after stripping surrounding white
+  space, else 0: the evaluation's ``exact_match`` (``utils/text.py``), so a reward of 1 is an exact answer there
+- ``contains``: 1 when the (stripped) reference answer appears in the sampled one
 - ``format:REGEX``: 1 when the regular expression matches (``re.search``; anchor it with ^...$)
 - ``length`` / ``length:N``: 1 up to N characters (default: the reference answer's length), then N/len
 - ``package.module:function``: your function, called as ``function(completions=[str, ...],
@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.utils.errors import ConfigError
+from tunesmith.utils.text import exact_match as same_answer
+from tunesmith.utils.text import normalize
 
 RewardFn = Callable[..., list[float | None]]
 BUILTINS = ("exact_match", "contains", "format", "length")
@@ -35,10 +37,6 @@ def completion_text(completion: Any) -> str:
     if isinstance(completion, list):
         return "".join(str(turn.get("content", "")) for turn in completion if isinstance(turn, dict))
     return str(completion)
-
-
-def normalize(text: str) -> str:
-    return " ".join(text.strip().casefold().split())
 
 
 def _named(fn: RewardFn, name: str) -> RewardFn:
@@ -55,7 +53,7 @@ def _need_answers(answer: list[str] | None, name: str) -> list[str]:
 
 def exact_match(completions: list[Any], answer: list[str] | None = None, **_: Any) -> list[float | None]:
     refs = _need_answers(answer, "exact_match")
-    return [float(normalize(completion_text(c)) == normalize(r)) for c, r in zip(completions, refs, strict=True)]
+    return [same_answer(completion_text(c), r) for c, r in zip(completions, refs, strict=True)]
 
 
 def contains(completions: list[Any], answer: list[str] | None = None, **_: Any) -> list[float | None]:

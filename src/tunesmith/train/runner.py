@@ -35,6 +35,7 @@ from tunesmith.train.fast import fast_causal_lm_loss, release_workspace, support
 from tunesmith.train.peft_setup import load_training_base, loraplus_optimizer
 from tunesmith.train.plot import plot_loss
 from tunesmith.train.resolve import RUN_CONFIG
+from tunesmith.train.steps import eval_steps
 from tunesmith.train.stop import StopOnSignal
 from tunesmith.utils.console import console
 from tunesmith.utils.errors import ConfigError
@@ -211,9 +212,7 @@ def training_arguments(cfg: Config, *, has_eval: bool, n_train_rows: int,
                        sampling: str = "random") -> TrainingArguments:
     """Map tunesmith's keys (LLaMA-Factory names) onto TrainingArguments."""
     t = cfg.train
-    steps_per_epoch = max(1, -(-n_train_rows // (t.per_device_train_batch_size * t.gradient_accumulation_steps)))
-    total = t.max_steps if t.max_steps > 0 else int(steps_per_epoch * t.num_train_epochs)
-    eval_steps = t.eval_steps or max(1, total // 10)
+    every = eval_steps(cfg, n_train_rows, world().world_size)
     return TrainingArguments(
         output_dir=t.output_dir,
         per_device_train_batch_size=t.per_device_train_batch_size,
@@ -229,14 +228,14 @@ def training_arguments(cfg: Config, *, has_eval: bool, n_train_rows: int,
         logging_steps=t.logging_steps,
         logging_first_step=True,
         eval_strategy="steps" if has_eval else "no",
-        eval_steps=eval_steps if has_eval else None,
+        eval_steps=every if has_eval else None,
         save_strategy="steps",
         save_steps=t.save_steps,
         save_total_limit=t.save_total_limit,
         seed=t.seed,
         data_seed=t.seed,
         use_cpu=not torch.cuda.is_available(),
-        bf16=False,  # precision is applied by TunesmithTrainer (autocast), see PITFALLS #3
+        bf16=False,  # precision is applied by TunesmithTrainer (autocast); bf16=True fails on a CPU without use_cpu
         **engine_arguments(cfg, cuda=torch.cuda.is_available()),  # trackers, DDP / FSDP2 / DeepSpeed
         neftune_noise_alpha=t.neftune_noise_alpha,
         remove_unused_columns=False,
@@ -348,7 +347,8 @@ def save_tokenizer_with_template(tokenizer: Any, template: Template, out: Path) 
 
 
 def save_generation_config(model: Any, tokenizer: Any, template: Template, out: Path) -> None:
-    """generation_config.json whose eos_token_id lists every end-of-turn id (PITFALLS #1)."""
+    """generation_config.json whose eos_token_id lists every end-of-turn id (with <eos> alone, a Gemma chat answer
+    runs on to max_new_tokens)."""
     from transformers import GenerationConfig
 
     base = getattr(model, "generation_config", None) or GenerationConfig()

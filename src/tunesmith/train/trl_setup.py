@@ -9,7 +9,6 @@ Full tuning precomputes the reference log-probs before the first step, again wit
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -20,8 +19,9 @@ from tunesmith.data.records import Example
 from tunesmith.data.templates import Template, to_jinja
 from tunesmith.model.adapters import apply_finetuning, count_parameters, lora_config
 from tunesmith.model.load import load_model, load_tokenizer
-from tunesmith.train.distributed import engine_arguments
+from tunesmith.train.distributed import engine_arguments, world
 from tunesmith.train.resolve import resolve_base, resolve_template
+from tunesmith.train.steps import eval_steps
 from tunesmith.utils.console import console, note_once
 from tunesmith.utils.errors import DataFormatError
 
@@ -48,8 +48,6 @@ def trl_args(cfg: Config, config_cls: type, *, has_eval: bool, n_rows: int, **ex
     if t.bf16:
         note_once("bf16-trl", f"bf16: true is ignored on stage {cfg.finetune.stage}: the TRL stages (rm, dpo, kto, "
                   "orpo, simpo, grpo) train in fp32 here; sft and pt use bf16")
-    steps_per_epoch = max(1, -(-n_rows // (t.per_device_train_batch_size * t.gradient_accumulation_steps)))
-    total = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.num_train_epochs)
     return config_cls(
         output_dir=t.output_dir,
         per_device_train_batch_size=t.per_device_train_batch_size,
@@ -65,14 +63,14 @@ def trl_args(cfg: Config, config_cls: type, *, has_eval: bool, n_rows: int, **ex
         logging_steps=t.logging_steps,
         logging_first_step=True,
         eval_strategy="steps" if has_eval else "no",
-        eval_steps=(t.eval_steps or max(1, total // 10)) if has_eval else None,
+        eval_steps=eval_steps(cfg, n_rows, world().world_size) if has_eval else None,
         save_strategy="steps",
         save_steps=t.save_steps,
         save_total_limit=t.save_total_limit,
         seed=t.seed,
         data_seed=t.seed,
         use_cpu=not torch.cuda.is_available(),
-        bf16=False,  # TRL defaults bf16 on, which fails on a CPU (PITFALLS #3); the tiny and 270M models train in fp32
+        bf16=False,  # TRL defaults bf16 on, which fails on a CPU ("doesn't support bf16/gpu"); fp32 here
         gradient_checkpointing=t.gradient_checkpointing,
         **engine_arguments(cfg, cuda=torch.cuda.is_available()),  # trackers, DDP / FSDP2 / DeepSpeed
         disable_tqdm=os.environ.get("TUNESMITH_NO_PROGRESS") == "1",

@@ -1,6 +1,6 @@
 """The chat tab's engine: the same loading and chat session as ``tunesmith chat``.
 
-A model is loaded once (``train.resolve.load_inference_model``: base, base + adapter, or a merged
+A model is loaded once (``inference.load.load_inference_model``: base, base + adapter, or a merged
 folder, with the run's own template and stop ids) and kept until another one is asked for; replies
 stream through ``serve.chat.ChatSession``, which renders the history with the training template and
 holds back half-written characters.
@@ -36,7 +36,7 @@ def load(model: str, adapter: str | None = None, template: str = "auto") -> Any:
     key = (model, adapter or None, template_for(model, template))
     with _lock:
         if key not in _loaded:
-            from tunesmith.train.resolve import load_inference_model
+            from tunesmith.inference.load import load_inference_model
 
             _loaded.clear()  # free the previous model before loading the next
             cfg = Config(model=ModelArgs(model_name_or_path=key[0], adapter_name_or_path=key[1], template=key[2]))

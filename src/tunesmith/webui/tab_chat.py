@@ -10,7 +10,7 @@ import gradio as gr
 from tunesmith.config import field_help
 from tunesmith.config.schema import DEFAULT_MODEL
 from tunesmith.data.templates import TEMPLATES
-from tunesmith.model.generate import GenerationSettings
+from tunesmith.model.generate import generation_settings
 from tunesmith.utils.errors import TunesmithError
 from tunesmith.webui import chat
 from tunesmith.webui.i18n import t
@@ -105,8 +105,9 @@ class ChatTab:
             return
         status = self._load(kind, model, adapter, template, lang)
         loaded = chat.load(*_target(kind, model, adapter), template)
-        settings = GenerationSettings(int(max_new_tokens), float(temperature), float(top_p), 0,
-                                      float(repetition_penalty))
+        settings, _ = generation_settings(None, loaded.model, max_new_tokens=int(max_new_tokens),
+                                          temperature=float(temperature), top_p=float(top_p),
+                                          repetition_penalty=float(repetition_penalty))  # the form's values win
         reply = ""
         for reply in chat.stream_reply(loaded, history, message, system=system, settings=settings):
             yield _messages([*history, (message, reply)]), history, "", status

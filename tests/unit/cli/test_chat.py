@@ -9,9 +9,9 @@ import pytest
 from tunesmith.config import load_config
 from tunesmith.data.records import Message
 from tunesmith.data.tokenize import encode_prompt
+from tunesmith.inference.load import load_inference_model
 from tunesmith.model.generate import GenerationSettings, generate_ids
 from tunesmith.serve.chat import ChatSession, run_chat
-from tunesmith.train.resolve import load_inference_model
 
 
 @pytest.fixture(scope="module")

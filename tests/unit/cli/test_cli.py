@@ -42,7 +42,8 @@ def _heavy_imports(*args: str) -> tuple[list[str], str, str]:
 
 
 def test_help_and_config_errors_import_no_heavy_library(tmp_path: Path) -> None:
-    # PITFALLS #9: start-up time is import time. (benchmarks/cli_startup.py measures the seconds.)
+    # Start-up time is import time (llamafactory-cli spends 22-28 s importing before it reads a config);
+    # benchmarks/cli_startup.py measures the seconds.
     heavy, out, _ = _heavy_imports("--help")
     assert heavy == [], f"tunesmith --help imported {heavy}"
     for cmd in ("train", "chat", "data", "serve", "webui"):

@@ -70,7 +70,7 @@ def test_reference_perplexity_equals_a_by_hand_full_logits_computation(eval_over
 
     from tunesmith.data.tokenize import encode_sft
     from tunesmith.eval.perplexity import reference_perplexity
-    from tunesmith.train.resolve import load_inference_model
+    from tunesmith.inference.load import load_inference_model
 
     cfg = load_config(None, eval_overrides)
     examples = load_eval_examples(cfg)

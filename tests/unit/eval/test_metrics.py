@@ -59,7 +59,7 @@ def test_brevity_penalty_for_a_short_prediction() -> None:
 
 
 def test_exact_one_word_answers_score_100_everywhere() -> None:
-    # PITFALLS #5: LLaMA-Factory reports BLEU-4 67 and ROUGE-2 50 for this 100% exact set.
+    # LLaMA-Factory reports BLEU-4 67 and ROUGE-2 50 for a 100% exact set of one-word answers.
     preds = ["数学", "化学", "history", "地理"]
     refs = ["数学\n", "化学", "History", " 地理 "]
     m = compute_metrics(preds, refs, similarity=False)

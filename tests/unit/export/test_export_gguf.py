@@ -69,9 +69,9 @@ def test_gguf_loads_back_with_transformers(gguf_exports: dict) -> None:
 
 def test_chat_runs_on_the_exported_gguf(gguf_exports: dict, tmp_path: Path) -> None:
     """`tunesmith chat --model file.gguf` converts the file once and answers like the merged model."""
+    from tunesmith.inference.load import load_inference_model
     from tunesmith.model.generate import GenerationSettings
     from tunesmith.serve.chat import ChatSession
-    from tunesmith.train.resolve import load_inference_model
 
     result = gguf_exports["gguf-f16"]
     path = result.export_dir / result.artifacts["gguf-f16"]

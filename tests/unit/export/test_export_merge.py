@@ -89,7 +89,7 @@ def test_check_only_passes_then_catches_tampering(exported) -> None:  # noqa: AN
 
     gen_path = exported.export_dir / "generation_config.json"
     original = gen_path.read_text()
-    gen_path.write_text(json.dumps({**json.loads(original), "eos_token_id": 1}))  # PITFALLS #1
+    gen_path.write_text(json.dumps({**json.loads(original), "eos_token_id": 1}))  # only <eos>: LLaMA-Factory's bug
     try:
         with pytest.raises(ExportCheckError, match="end-of-turn id"):
             check_existing(cfg)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tunesmith.config import load_config
+from tunesmith.inference.load import load_inference_model
 from tunesmith.model.generate import GenerationSettings, generate_ids
 from tunesmith.serve.engine import BASE, Engine, GenRequest, load_engine
-from tunesmith.train.resolve import load_inference_model
 
 
 def _cfg(model_dir: Path, **extra: object):  # noqa: ANN202

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from tunesmith.config import load_config
+from tunesmith.inference.load import load_inference_model
 from tunesmith.train import runner
-from tunesmith.train.resolve import RUN_CONFIG, load_inference_model
+from tunesmith.train.resolve import RUN_CONFIG
 from tunesmith.train.sft import run_sft
 from tunesmith.utils.errors import ModelLoadError
 

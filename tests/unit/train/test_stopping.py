@@ -1,4 +1,5 @@
-"""The end-of-turn token is trained, so a tuned model stops by itself (PITFALLS #1)."""
+"""The end-of-turn token is trained, so a tuned model stops by itself (an export that stops only at <eos>
+runs on to max_new_tokens)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 from tunesmith.config import load_config
 from tunesmith.data.records import Message
 from tunesmith.data.tokenize import encode_prompt
+from tunesmith.inference.load import load_inference_model
 from tunesmith.model.generate import GenerationSettings, generate_ids
-from tunesmith.train.resolve import load_inference_model
 from tunesmith.train.sft import run_sft
 
 

@@ -1,0 +1,1 @@
+"""Models ready to answer: loading for chat, eval, export and serve (the layer above train, below them)."""
