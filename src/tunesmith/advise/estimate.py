@@ -11,7 +11,11 @@ FLOPs (per token; N = parameters of the decoder layers' linear maps, V x h = the
 Time on a GPU = FLOPs / (peak TFLOPS x MFU) + steps x (overhead + optimizer traffic / bandwidth).
 
 Memory (bytes), at the longest batch (batch size x longest row):
-- weights: 2 per parameter for LoRA in bf16 (frozen base stays bf16), otherwise 4 (fp32 master weights)
+- weights: 2 per parameter for LoRA in bf16 (frozen base stays bf16), otherwise 4 (fp32 master weights);
+  QLoRA (quantization_bit 4 / 8): the decoder layers' linear weights at 0.5 + 0.016 bytes (nf4 with
+  double-quantized constants) or 1.0 byte, everything else (embeddings, output layer) at 2; ZeRO-3
+  with CPU offload (deepspeed: z3_offload): only two layers' weights (or the embedding) on the device
+  at a time, and the trained parameters' states live in CPU memory (16 bytes each there)
 - trained parameters: +12 each (fp32 gradient + Adam's two moments); LoRA's own weights 16 each
 - activations per token per layer: 8h + 3 q_dim + 3 kv_dim + 4 ffn values (norm inputs and outputs,
   q/k/v, attention output, gate/up/activation), 2 bytes each in bf16 and 4 in fp32; with gradient
@@ -42,6 +46,7 @@ GPUS_FILE = Path(__file__).with_name("gpus.yaml")
 FAST_CHUNK = 256  # rows per chunk of the buffered fast loss (train/fast.py DEFAULT_CHUNK)
 ONLINE_BLOCK_VALUES = 1 << 21  # the online loss's vocabulary block (train/fast.py BLOCK_ELEMENTS)
 GB = 1024**3
+QUANT_BYTES = {4: 0.5 + (1 + 4 / 256) / 64, 8: 1.0}  # per weight: nf4 + double-quantized absmax; LLM.int8
 
 
 @dataclass
@@ -136,6 +141,8 @@ class Workload:
     fast_path: bool
     cutoff_len: int
     epochs: float
+    quant_bits: int | None = None  # QLoRA: quantization_bit
+    zero3_offload: bool = False  # deepspeed: z3_offload
 
     @property
     def eval_tokens(self) -> int:
@@ -164,6 +171,8 @@ def workload(settings: dict[str, Any], data: DataProfile) -> Workload:
         lora_target=list(settings["lora_target"]), freeze_layers=int(settings["freeze_trainable_layers"]),
         gradient_checkpointing=bool(settings["gradient_checkpointing"]), fast_path=bool(settings["fast_path"]),
         cutoff_len=cutoff, epochs=epochs,
+        quant_bits=int(settings["quantization_bit"]) if settings.get("quantization_bit") else None,
+        zero3_offload=settings.get("deepspeed") == "z3_offload",
     )
 
 
@@ -229,6 +238,12 @@ def peak_memory(shape: ModelShape, w: Workload, *, bf16: bool, overhead_bytes: f
     weights = shape.total_params * (2 if (bf16 and lora) else 4)
     trained = trainable_params(shape, w)
     states = trained * (16 if lora else 12)
+    if lora and w.quant_bits:
+        linear = shape.layers * shape.layer_linear_params
+        weights = linear * QUANT_BYTES[w.quant_bits] + (shape.total_params - linear) * (2 if bf16 else 4)
+    elif w.zero3_offload:  # parameters and optimizer states in CPU memory; the device holds what computes
+        weights = 2 * max(shape.layer_linear_params, shape.vocab * shape.hidden) * (2 if bf16 else 4)
+        states = 0.0
     tokens = w.batch_size * w.longest_row
     act_bytes = 2 if bf16 else 4
     per_layer = shape.activation_values() * act_bytes * tokens
@@ -348,15 +363,21 @@ def nearest_fit(shape: ModelShape, data: DataProfile, settings: dict[str, Any], 
     if memory_of({}).total <= budget_bytes:
         return None
     bs, ga = int(settings["per_device_train_batch_size"]), int(settings["gradient_accumulation_steps"])
-    kinds = [settings["finetuning_type"]] + (["lora"] if settings["finetuning_type"] != "lora" else [])
+    kinds: list[dict[str, Any]] = [{"finetuning_type": settings["finetuning_type"]}]
+    if settings["finetuning_type"] != "lora":
+        kinds.append({"finetuning_type": "lora"})
+    if not host:  # bitsandbytes and DeepSpeed need a GPU: QLoRA, then (keeping full tuning) ZeRO-3 offload
+        kinds.append({"finetuning_type": "lora", "quantization_bit": 4})
+        if settings["finetuning_type"] == "full":
+            kinds.append({"finetuning_type": "full", "deepspeed": "z3_offload"})
     for kind in kinds:
         for ckpt in sorted({bool(settings["gradient_checkpointing"]), True}):
             for b, g in _batch_options(bs, ga):
-                changes = _diff(settings, {"finetuning_type": kind, "gradient_checkpointing": ckpt,
+                changes = _diff(settings, {**kind, "gradient_checkpointing": ckpt,
                                            "per_device_train_batch_size": b, "gradient_accumulation_steps": g})
                 mem = memory_of(changes)
                 if mem.total <= budget_bytes:
-                    return Fit(_with_lora_rate(changes, settings), mem, _fit_notes(changes, settings))
+                    return Fit(_with_lora_rate(changes, settings), mem, _fit_notes(changes, settings, shape))
     lengths = sorted(data.lengths)
     for q in (0.99, 0.95, 0.9, 0.75, 0.5):
         cut = max(64, int(math.ceil(lengths[min(len(lengths) - 1, int(q * len(lengths)))] / 64) * 64)) if lengths \
@@ -369,7 +390,8 @@ def nearest_fit(shape: ModelShape, data: DataProfile, settings: dict[str, Any], 
         mem = memory_of(changes)
         if mem.total <= budget_bytes:
             n_cut = sum(1 for n in data.lengths if n > cut)
-            notes = _fit_notes(changes, settings) + [f"cutoff_len {cut} cuts {n_cut} of {len(data.lengths)} examples"]
+            notes = _fit_notes(changes, settings, shape) + [
+                f"cutoff_len {cut} cuts {n_cut} of {len(data.lengths)} examples"]
             return Fit(_with_lora_rate(changes, settings), mem, notes)
     return Fit({}, memory_of({}), ["nothing tried fits: use a smaller model or a device with more memory"])
 
@@ -385,8 +407,15 @@ def _with_lora_rate(changes: dict[str, Any], settings: dict[str, Any]) -> dict[s
     return changes
 
 
-def _fit_notes(changes: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+def _fit_notes(changes: dict[str, Any], settings: dict[str, Any], shape: ModelShape | None = None) -> list[str]:
     notes = []
+    if changes.get("quantization_bit"):
+        notes.append("QLoRA: the frozen base in 4 bits (bitsandbytes, pip install 'tunesmith[qlora]'); the adapter "
+                     "merges into the unquantized base at export")
+    if changes.get("deepspeed") == "z3_offload":
+        host = f" (~{16 * shape.total_params / GB:.0f} GB for this model)" if shape else ""
+        notes.append(f"ZeRO-3 with CPU offload: weights and Adam states in CPU memory, 16 bytes per parameter{host}; "
+                     "several times slower per step (pip install 'tunesmith[deepspeed]')")
     if "per_device_train_batch_size" in changes:
         notes.append("same effective batch (batch x accumulation), so training behaves the same")
     if changes.get("gradient_checkpointing"):

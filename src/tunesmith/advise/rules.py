@@ -338,10 +338,11 @@ def rule_cutoff(ctx: Context) -> list[Advice]:
     else:
         out.append(Advice("cutoff_len", str(cutoff), str(cutoff),
                           f"cuts nothing (longest example {data.max_len} tokens)", SOURCES["cutoff"]))
-    if limit and cutoff > limit:
+    if limit and cutoff > limit and not ctx.get("rope_scaling"):
         rec = min(limit, ctx.proposed.get("cutoff_len", limit))
         ctx.proposed["cutoff_len"] = rec
-        out.append(Advice("cutoff_len", str(cutoff), str(rec), f"beyond the model's pre-training length ({limit})",
+        out.append(Advice("cutoff_len", str(cutoff), str(rec), f"beyond the model's pre-training length ({limit}); "
+                          "to train that long, keep it and set rope_scaling: linear (or dynamic / yarn)",
                           SOURCES["cutoff_model"], "warn", {"cutoff_len": rec}))
     return out
 

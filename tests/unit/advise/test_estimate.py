@@ -132,7 +132,13 @@ def test_shorter_cutoff_is_the_last_resort_and_reports_what_it_cuts() -> None:
     s = settings(cutoff_len=4096, per_device_train_batch_size=1)
     lora_ckpt = peak_memory(LLAMA7B, workload({**s, "gradient_checkpointing": True}, d), bf16=True,
                             overhead_bytes=GB).total
+    # on a GPU a 4-bit base (QLoRA) comes before cutting the data
     fit = nearest_fit(LLAMA7B, d, s, lora_ckpt * 0.98, bf16=True, overhead_bytes=GB)
+    assert fit is not None and fit.changes.get("quantization_bit") == 4 and "cutoff_len" not in fit.changes
+    # on the CPU (no QLoRA offered there) the shorter cutoff_len is the last resort
+    lora_ckpt = peak_memory(LLAMA7B, workload({**s, "gradient_checkpointing": True}, d), bf16=True,
+                            overhead_bytes=GB, host=True).total
+    fit = nearest_fit(LLAMA7B, d, s, lora_ckpt * 0.98, bf16=True, overhead_bytes=GB, host=True)
     assert fit is not None and fit.changes["cutoff_len"] < 4096
     assert any("cuts 10 of 1000" in n for n in fit.notes)
 
