@@ -17,7 +17,8 @@ from tunesmith.train.sft import run_sft
 def test_tuned_tiny_model_stops_at_end_of_turn(tiny_model_dir: Path, tmp_path: Path) -> None:
     data = tmp_path / "d"
     data.mkdir()
-    rows = [{"instruction": "Which subject? What is 2 + 3?", "output": "math"}] * 8
+    # One example (a dataset of one example repeated is refused as a broken export; the gradient is the same)
+    rows = [{"instruction": "Which subject? What is 2 + 3?", "output": "math"}]
     (data / "one.json").write_text(json.dumps(rows))
     cfg = load_config(None, {
         "model_name_or_path": str(tiny_model_dir), "template": "gemma", "dataset_dir": str(data),
