@@ -198,9 +198,12 @@ def check_artifact(name: str, path: str, model: Any, tokenizer: Any, eos: list[i
 
 def load_folder(path: Path) -> tuple[Any, Any, list[int]]:
     """A model folder exactly as a user loads it: model, tokenizer, and its generation_config's eos ids."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(path)
+    from tunesmith.model.vision import is_vision_model
+
+    auto = AutoModelForImageTextToText if is_vision_model(str(path)) else AutoModelForCausalLM
+    model = auto.from_pretrained(path)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     eos = model.generation_config.eos_token_id

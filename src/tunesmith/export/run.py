@@ -100,6 +100,21 @@ def _reference(cfg: Config, prompts: list[str]) -> tuple[Loaded, Reference]:
     return loaded, ref
 
 
+def _image_reference(cfg: Config, loaded: Loaded) -> Any:
+    """Base + adapter's answer on the image check prompt (None for text-only models)."""
+    from tunesmith.model.vision import is_vision_model, load_processor
+
+    if not is_vision_model(loaded.base_path):
+        return None
+    if cfg.export.export_quantization != "none":
+        raise ConfigError([f"'export_quantization': {cfg.export.export_quantization} is not available for "
+                           "vision-language models yet; export the merged model (none)"])
+    from tunesmith.export.vision import image_reference
+
+    with status("Recording base + adapter's answer on an image prompt"):
+        return image_reference(loaded, load_processor(loaded.base_path), max_new_tokens=cfg.export.export_check_tokens)
+
+
 def _write_quantized(cfg: Config, merged_dir: Path, loaded: Loaded, prompts: list[str]) -> dict[str, str]:
     """Write the artifact export_quantization asks for; returns {name: path relative to merged_dir}."""
     from tunesmith.export import gguf, quantize
@@ -168,6 +183,7 @@ def run_export(cfg: Config) -> ExportResult:
     started = time.time()
     prompts = check_prompts(cfg)
     loaded, ref = _reference(cfg, prompts)
+    image_ref = _image_reference(cfg, loaded)  # vision models: recorded before the merge changes the weights
     dtype = _saved_dtype(loaded.base_path)
     tmp = target.partial()
     try:
@@ -180,8 +196,18 @@ def run_export(cfg: Config) -> ExportResult:
             weights = write_merged(merged, loaded.tokenizer, loaded.template, tmp,
                                    shard_gb=cfg.export.export_size, gen=cfg.eval)
             del merged
+            if image_ref is not None:
+                from tunesmith.export.vision import write_processor_files
+
+                write_processor_files(loaded.base_path, tmp)
         artifacts = {"merged": ".", **_write_quantized(cfg, tmp, loaded, prompts)}
         reports = run_checks(tmp, artifacts, loaded, ref, cfg, dtype=dtype)
+        if image_ref is not None:
+            from tunesmith.export.vision import check_image_prompt
+
+            with status("Checking the merged model on an image prompt"):
+                reports.append(check_image_prompt(tmp, image_ref, loaded.stop_ids,
+                                                  tolerance=merge_tolerance(dtype, ref.logit_scale)))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # the folder this export made, never an existing one
         raise
