@@ -99,7 +99,7 @@ def _greedy(model: Any, prompt: list[int], eos: list[int], max_new_tokens: int) 
 
     device = next(model.parameters()).device
     ids = torch.tensor([prompt], device=device)
-    with torch.inference_mode():
+    with torch.inference_mode():  # plain transformers on purpose (not model/generate.py): as a user would run it
         out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
                              max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=eos[0])
     new = out[0, len(prompt):].tolist()

@@ -120,29 +120,41 @@ def _strip(tokens: list[int], stop_ids: list[int], pad_id: int) -> list[int]:
     return out
 
 
+def run_generate(model: Any, prompts: list[list[int]], *, settings: GenerationSettings, stop_ids: list[int],
+                 pad_id: int, max_new_tokens: int | None = None, **extra: Any) -> tuple[Any, int]:
+    """The one call to ``model.generate`` behind batched answers, streamed chat and the API's engine:
+    prompts left-padded into one batch, every end-of-turn id stops, the settings (seeded when asked),
+    no gradients. ``extra`` goes to ``generate`` (a streamer, stopping criteria, adapter names, pixel
+    inputs). Returns (output ids, prompt width): row ``i``'s new tokens are ``out[i, width:]``."""
+    import torch
+
+    prepare_for_generation(model)
+    ids, mask = _left_pad(prompts, pad_id)
+    device = next(model.parameters()).device
+    kwargs = settings.to_kwargs()
+    if max_new_tokens is not None:
+        kwargs["max_new_tokens"] = max_new_tokens
+    settings.seed_rng()
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), eos_token_id=stop_ids,
+                             pad_token_id=pad_id, **kwargs, **extra)
+    return out, ids.shape[1]
+
+
 def generate_ids(model: Any, prompts: list[list[int]], *, stop_ids: list[int], pad_id: int,
                  settings: GenerationSettings | None = None, batch_size: int = 16,
                  progress: Any = None) -> list[list[int]]:
     """Generate continuations for many prompts in length-sorted batches; returns new tokens only
     (without the stop token)."""
-    import torch
-
     settings = settings or GenerationSettings()
-    prepare_for_generation(model)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: list[list[int]] = [[] for _ in prompts]
-    device = next(model.parameters()).device
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        ids, mask = _left_pad([prompts[i] for i in idx], pad_id)
-        settings.seed_rng()
-        with torch.inference_mode():
-            out = model.generate(
-                input_ids=ids.to(device), attention_mask=mask.to(device), eos_token_id=stop_ids,
-                pad_token_id=pad_id, **settings.to_kwargs(),
-            )
+        out, width = run_generate(model, [prompts[i] for i in idx], settings=settings, stop_ids=stop_ids,
+                                  pad_id=pad_id)
         for row, i in enumerate(idx):
-            results[i] = _strip(out[row, ids.shape[1]:].tolist(), stop_ids, pad_id)
+            results[i] = _strip(out[row, width:].tolist(), stop_ids, pad_id)
         if progress is not None:
             progress(len(idx))
     return results
@@ -153,7 +165,6 @@ def stream_ids(model: Any, prompt: list[int], *, stop_ids: list[int], pad_id: in
     """Yield the growing list of generated ids token by token (for streaming chat and SSE)."""
     import threading
 
-    import torch
     from transformers.generation.streamers import BaseStreamer
 
     settings = settings or GenerationSettings()
@@ -175,17 +186,11 @@ def stream_ids(model: Any, prompt: list[int], *, stop_ids: list[int], pad_id: in
             self.q.put(None)
 
     streamer = _Collector()
-    prepare_for_generation(model)
-    device = next(model.parameters()).device
-    ids = torch.tensor([prompt], dtype=torch.long, device=device)
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            settings.seed_rng()
-            with torch.inference_mode():
-                model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), eos_token_id=stop_ids,
-                               pad_token_id=pad_id, streamer=streamer, **settings.to_kwargs())
+            run_generate(model, [prompt], settings=settings, stop_ids=stop_ids, pad_id=pad_id, streamer=streamer)
         except BaseException as exc:  # surfaced in the consumer thread
             errors.append(exc)
             streamer.end()

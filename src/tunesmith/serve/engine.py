@@ -219,29 +219,23 @@ class Engine:
                         r.emit(list(r.tokens), r.finish_reason)
 
     def _run(self, rows: list[GenRequest]) -> None:
-        import torch
+        from tunesmith.model.generate import run_generate
 
-        from tunesmith.model.generate import _left_pad
-
-        pad = self.tokenizer.pad_token_id
-        ids, mask = _left_pad([r.prompt for r in rows], pad)
         device = next(self.model.parameters()).device
-        settings = rows[0].settings
-        kwargs = settings.to_kwargs()
-        kwargs["max_new_tokens"] = max(r.settings.max_new_tokens for r in rows)
+        width = max(len(r.prompt) for r in rows)  # the left-padded batch's prompt width
+        streamer = _BatchStreamer(rows, set(self.stop_ids))
+        extra: dict[str, Any] = {"streamer": streamer, "stopping_criteria": [_row_stopping(rows, width)]}
         if self.adapters:
-            kwargs["adapter_names"] = [r.adapter for r in rows]
+            extra["adapter_names"] = [r.adapter for r in rows]
         if rows[0].media is not None:  # alone in its batch: no padding, the pixel inputs match its ids
-            kwargs.update({k: v.to(device) for k, v in rows[0].media.items()})
+            extra.update({k: v.to(device) for k, v in rows[0].media.items()})
         self.stats.batches += 1
         self.stats.requests += len(rows)
         self.stats.largest_batch = max(self.stats.largest_batch, len(rows))
-        streamer = _BatchStreamer(rows, set(self.stop_ids))
-        settings.seed_rng()  # a seeded request runs alone, so its answer does not depend on other requests
-        with torch.inference_mode():
-            self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), eos_token_id=self.stop_ids,
-                                pad_token_id=pad, streamer=streamer,
-                                stopping_criteria=[_row_stopping(rows, ids.shape[1])], **kwargs)
+        # A seeded request runs alone (sampling_key), so its answer does not depend on other requests.
+        run_generate(self.model, [r.prompt for r in rows], settings=rows[0].settings, stop_ids=self.stop_ids,
+                     pad_id=self.tokenizer.pad_token_id, max_new_tokens=max(r.settings.max_new_tokens for r in rows),
+                     **extra)
         self.stats.generated_tokens += sum(len(r.tokens) for r in rows)
         streamer.end()
 
