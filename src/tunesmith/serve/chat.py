@@ -36,8 +36,9 @@ class ChatSession:
     """History, system prompt and generation settings for one conversation with a loaded model."""
 
     def __init__(self, loaded: Any, settings: GenerationSettings, system: str | None = None, *,
-                 processor: Any = None, images: list[str] | None = None) -> None:
+                 processor: Any = None, images: list[str] | None = None, engine: Any = None) -> None:
         self.loaded = loaded
+        self.engine = engine  # a started serve.engine.Engine on loaded.model: replies go through it, as the API's do
         self.settings = settings
         self.system = system
         self.history: list[Message] = []
@@ -67,8 +68,10 @@ class ChatSession:
 
         def ids() -> Iterator[list[int]]:
             nonlocal last
-            for step in stream_ids(self.loaded.model, prompt, stop_ids=self.loaded.stop_ids,
-                                   pad_id=tok.pad_token_id, settings=self.settings):
+            steps = self.engine.stream(prompt, self.settings) if self.engine is not None else stream_ids(
+                self.loaded.model, prompt, stop_ids=self.loaded.stop_ids, pad_id=tok.pad_token_id,
+                settings=self.settings)
+            for step in steps:
                 last = step
                 yield step
 

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,6 +165,25 @@ class Engine:
     def submit(self, request: GenRequest) -> GenRequest:
         self._queue.put(request)
         return request
+
+    def stream(self, prompt: list[int], settings: GenerationSettings, adapter: str = BASE) -> Iterator[list[int]]:
+        """Submit one request and yield its growing list of new tokens (what a chat front end shows);
+        leaving the loop early cancels the request."""
+        updates: queue.Queue[tuple[list[int], str | None]] = queue.Queue()
+        request = self.submit(GenRequest(prompt, settings, lambda ids, finish: updates.put((ids, finish)), adapter))
+        try:
+            shown = 0
+            while True:
+                ids, finish = updates.get()
+                if len(ids) > shown:
+                    shown = len(ids)
+                    yield list(ids)
+                if finish is not None:
+                    if finish.startswith("error"):
+                        raise RuntimeError(f"generation failed: {finish}")
+                    return
+        finally:
+            request.cancelled = request.finish_reason is None  # the consumer left before the end
 
     def generate(self, prompt: list[int], settings: GenerationSettings, adapter: str = BASE) -> GenRequest:
         """Blocking convenience: submit one request and wait until it finishes."""

@@ -1,9 +1,10 @@
-"""The chat tab's engine: the same loading and chat session as ``tunesmith chat``.
+"""The chat tab's engine: the same loading and chat session as ``tunesmith chat``, the same engine as the API.
 
 A model is loaded once (``inference.load.load_inference_model``: base, base + adapter, or a merged
-folder, with the run's own template and stop ids) and kept until another one is asked for; replies
-stream through ``serve.chat.ChatSession``, which renders the history with the training template and
-holds back half-written characters.
+folder, with the run's own template and stop ids) and kept until another one is asked for, with a
+``serve.engine.Engine`` on it (what ``tunesmith serve`` runs: its batching, its generation call);
+replies stream through ``serve.chat.ChatSession``, which renders the history with the training
+template and holds back half-written characters.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tunesmith.model.generate import GenerationSettings
 
 _lock = threading.Lock()
 _loaded: dict[tuple[str, str | None, str], Any] = {}  # at most one entry: one model in memory at a time
+_engines: dict[int, Any] = {}  # id(loaded) -> the started Engine on it
 EXPORT_MANIFEST = "tunesmith_export.json"  # written by `tunesmith export`; names the template
 
 
@@ -38,10 +40,24 @@ def load(model: str, adapter: str | None = None, template: str = "auto") -> Any:
         if key not in _loaded:
             from tunesmith.inference.load import load_inference_model
 
+            for engine in _engines.values():
+                engine.stop()
+            _engines.clear()
             _loaded.clear()  # free the previous model before loading the next
             cfg = Config(model=ModelArgs(model_name_or_path=key[0], adapter_name_or_path=key[1], template=key[2]))
             _loaded[key] = load_inference_model(cfg)
         return _loaded[key]
+
+
+def engine_for(loaded: Any) -> Any:
+    """The started engine generating for ``loaded`` (made on first use)."""
+    from tunesmith.serve.engine import Engine
+
+    with _lock:
+        if id(loaded) not in _engines:
+            _engines[id(loaded)] = Engine(loaded.model, loaded.tokenizer, loaded.template, loaded.stop_ids,
+                                          base_name=loaded.adapter_path or loaded.base_path).start()
+        return _engines[id(loaded)]
 
 
 def describe(loaded: Any) -> dict[str, str]:
@@ -56,7 +72,7 @@ def stream_reply(loaded: Any, history: list[tuple[str, str]], message: str, *, s
     """Yield the growing reply to ``message`` after the (user, assistant) turns in ``history``."""
     from tunesmith.serve.chat import ChatSession
 
-    session = ChatSession(loaded, settings or GenerationSettings(), system or None)
+    session = ChatSession(loaded, settings or GenerationSettings(), system or None, engine=engine_for(loaded))
     session.history = [Message(role, text) for user, reply in history
                        for role, text in (("user", user), ("assistant", reply))]
     reply = ""
