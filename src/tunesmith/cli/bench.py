@@ -71,8 +71,14 @@ def train(
                       f"{r['max_loss_diff']:.4f}", f"{100 * (r['roofline_fraction'] or 0):.0f}%",
                       f"{r['baseline_first_step_s']:.1f}→{r['first_step_s']:.1f} s")
     console.print(table)
-    console.print(f"matmul peak measured in this run: {result['matmul_gflops']:.0f} GFLOP/s; "
-                  f"tunesmith reaches {100 * (result['roofline_fraction'] or 0):.0f}% of it on average")
+    m = result["machine"]
+    caps = ", ".join(f"{k}={v}" for k, v in m["isa_caps"].items()) or "none"
+    console.print(f"{m['cpu_class']} (flags {' '.join(m['cpu_flags'])}; torch kernels {m['aten_cpu_capability']}; "
+                  f"ISA caps from the environment: {caps}); load average {m['load_average'][0]} at the start, "
+                  f"{m['load_average_end'][0]} at the end")
+    console.print(f"{result['matmul_precision']} matmul peak measured in this run (the precision tunesmith computes "
+                  f"in here): {result['matmul_gflops']:.0f} GFLOP/s; tunesmith reaches "
+                  f"{100 * (result['roofline_fraction'] or 0):.0f}% of it on average")
     for r in result["shapes"]:
         console.print(f"[dim]seq {r['seq_len']} losses  baseline {r['baseline_losses']}\n"
                       f"                 tunesmith {r['losses']}[/dim]")

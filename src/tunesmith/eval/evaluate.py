@@ -111,6 +111,10 @@ def load_eval_examples(cfg: Config) -> list[SFTExample]:
     """The eval_split of the config's data (at most eval_samples examples)."""
     split = cfg.eval.eval_split
     examples = [e for e in getattr(load_splits(cfg), split) if isinstance(e, SFTExample)]
+    if any(e.images or e.videos for e in examples):  # image datasets: paths resolved and checked first
+        from tunesmith.data.media import check_media, resolve_media
+
+        check_media(resolve_media(examples, cfg.data.media_folder), name=f"the '{split}' split")
     if not examples:
         raise DataFormatError(
             f"the '{split}' split of {', '.join(cfg.data.dataset) or 'the data'} has no instruction examples",
@@ -123,6 +127,8 @@ def prompt_fields(example: SFTExample) -> dict[str, Any]:
     """How an example's prompt is shown in predictions.jsonl and reports."""
     msgs = example.prompt_messages
     out: dict[str, Any] = {"prompt": msgs[-1].content if msgs else ""}
+    if example.images:
+        out["images"] = list(example.images)
     if example.system:
         out["system"] = example.system
     if len(msgs) > 1:
@@ -164,10 +170,13 @@ def evaluate_target(cfg: Config, target: Target, examples: list[SFTExample]) -> 
     settings, source = generation_settings(cfg, loaded.model)
     console.print(f"[bold]{target.label}[/bold]: {len(examples)} examples, {describe_settings(settings, source)}")
     torch.manual_seed(cfg.train.seed)  # sampled answers repeat run to run
+    processor = _processor(cfg, loaded.base_path, examples)
     predictions = predict(loaded, examples, settings, cfg.train.per_device_eval_batch_size,
-                          f"generate ({target.label})")
-    ppl = reference_perplexity(loaded, examples, cutoff_len=cfg.data.cutoff_len,
-                               batch_size=cfg.train.per_device_eval_batch_size)
+                          f"generate ({target.label})", processor=processor)
+    # Perplexity needs the pictures in the forward pass; it is measured on the text-only examples.
+    text_only = [e for e in examples if not (e.images or e.videos)]
+    ppl = reference_perplexity(loaded, text_only, cutoff_len=cfg.data.cutoff_len,
+                               batch_size=cfg.train.per_device_eval_batch_size) if text_only else None
     info = {"model": loaded.base_path, "adapter": loaded.adapter_path, "template": loaded.template.name,
             "generation": asdict(settings)}
     del loaded
@@ -177,6 +186,18 @@ def evaluate_target(cfg: Config, target: Target, examples: list[SFTExample]) -> 
     metrics["perplexity"] = round(ppl, 4) if ppl is not None else None
     info["seconds"] = round(time.time() - started, 1)
     return ModelEval(target.label, metrics, rows, info)
+
+
+def _processor(cfg: Config, model_path: str, examples: list[SFTExample]) -> Any:
+    """A vision model's processor when the examples carry images (None otherwise)."""
+    if not any(e.images or e.videos for e in examples):
+        return None
+    from tunesmith.model.vision import is_vision_model, load_processor
+
+    if not is_vision_model(model_path):
+        raise DataFormatError(f"the examples carry images, but {model_path} is a text-only model",
+                              hint="evaluate a vision-language model, or data without images")
+    return load_processor(model_path, cfg.data)
 
 
 def write_results(out_dir: Path, ev: ModelEval, split: str) -> dict[str, Path]:

@@ -116,7 +116,7 @@ def run_worker(variant: str, seq_len: int, steps: int, model_path: str, compile:
     from tunesmith.train.collate import PadCollator
     from tunesmith.train.compile import compile_decoder_layers, compiler_available
     from tunesmith.train.runner import TunesmithTrainer, to_dataset
-    from tunesmith.utils.hardware import bf16_available, peak_rss_mb, physical_cores, release_memory
+    from tunesmith.utils.hardware import peak_rss_mb, physical_cores, release_memory, resolve_bf16
 
     torch.set_num_threads(physical_cores())
     torch.manual_seed(0)
@@ -127,7 +127,7 @@ def run_worker(variant: str, seq_len: int, steps: int, model_path: str, compile:
     if fast:  # tunesmith's training path frees the tokenizer before the model loads (see sft.py)
         del tok
         release_memory()
-    bf16 = fast and bf16_available()
+    bf16 = fast and resolve_bf16(None)[0]
     model = load_model(model_path, dtype=torch.bfloat16 if bf16 else torch.float32)
     model.config.use_cache = False
     model = apply_finetuning(model, FinetuneArgs(lora_rank=8, lora_alpha=16, lora_dropout=0.0))
@@ -157,13 +157,30 @@ def run_worker(variant: str, seq_len: int, steps: int, model_path: str, compile:
             "compiled": compiled}
 
 
-def measure_matmul_gflops(seconds: float = 2.0) -> float:
-    """bf16 (or fp32 where bf16 is slow) matmul throughput at the model's own layer shapes."""
+def compute_precision() -> str:
+    """The precision tunesmith's training path computes in on this machine: "bf16" or "fp32"."""
+    from tunesmith.utils.hardware import resolve_bf16
+
+    return "bf16" if resolve_bf16(None)[0] else "fp32"
+
+
+def machine_report() -> dict[str, Any]:
+    """What figures must be quoted with: CPU class, torch's kernel ISA, the env caps, the load average."""
     import torch
 
-    from tunesmith.utils.hardware import bf16_available
+    from tunesmith.utils.hardware import cpu_class, cpu_flags, isa_caps
 
-    dtype = torch.bfloat16 if bf16_available() else torch.float32
+    shown = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "avx_vnni")
+    return {"cpu_class": cpu_class(), "cpu_flags": [f for f in shown if f in cpu_flags()],
+            "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(), "isa_caps": isa_caps(),
+            "threads": torch.get_num_threads(), "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def measure_matmul_gflops(seconds: float = 2.0, precision: str | None = None) -> float:
+    """Matmul throughput at the model's own layer shapes, in the precision training computes in."""
+    import torch
+
+    dtype = torch.bfloat16 if (precision or compute_precision()) == "bf16" else torch.float32
     best = 0.0
     for m, k, n in ((1024, 640, 2048), (1024, 2048, 640), (2048, 2048, 2048)):
         a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
@@ -302,8 +319,11 @@ def bench_train(model_path: str, shapes: tuple[int, ...] = SHAPES, steps: int = 
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(model_path)
-    gflops = measure_matmul_gflops()
-    log(f"measured matmul throughput: {gflops:.0f} GFLOP/s")
+    precision = compute_precision()
+    machine = machine_report()
+    gflops = measure_matmul_gflops(precision=precision)
+    log(f"{machine['cpu_class']}: measured {precision} matmul throughput {gflops:.0f} GFLOP/s "
+        f"(torch kernels {machine['aten_cpu_capability']}, load average {machine['load_average'][0]})")
     results = []
     for seq_len in shapes:
         run = _run_back_to_back if back_to_back else _run_pair
@@ -315,7 +335,9 @@ def bench_train(model_path: str, shapes: tuple[int, ...] = SHAPES, steps: int = 
         results.append(summarize(base, ours, config, gflops))
     fractions = [r["roofline_fraction"] for r in results if r["roofline_fraction"] is not None]
     mode = "back-to-back" if back_to_back else "lockstep"
-    return {"shapes": results, "matmul_gflops": round(gflops, 1), "mode": mode,
+    machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    return {"shapes": results, "matmul_gflops": round(gflops, 1), "matmul_precision": precision,
+            "machine": machine, "mode": mode,
             "roofline_fraction": round(sum(fractions) / len(fractions), 3) if fractions else None,
             "steps": steps, "batch_size": BATCH}
 

@@ -24,6 +24,24 @@ def test_bench_train_reports_every_figure(tiny_model_dir: Path, back_to_back: bo
     assert len(shape["losses"]) == len(shape["baseline_losses"]) == 3
     assert abs(shape["losses"][0] - shape["baseline_losses"][0]) < 0.05
     assert result["matmul_gflops"] > 0 and result["roofline_fraction"] is not None  # tiny model: ~0
+    assert result["matmul_precision"] in ("bf16", "fp32") and result["machine"]["cpu_class"]
+    assert len(result["machine"]["load_average"]) == 3
+
+
+def test_the_roofline_is_the_precision_training_computes_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With oneDNN capped at AVX2 (bf16 emulated) training runs fp32, and the peak measured is fp32's."""
+    from tunesmith.train import benchmark
+    from tunesmith.utils import hardware
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16", "amx_bf16"}))
+    monkeypatch.setattr(hardware, "has_cuda", lambda: False)
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert benchmark.compute_precision() == "fp32"
+    report = benchmark.machine_report()
+    assert report["isa_caps"]["ONEDNN_MAX_CPU_ISA"] == "AVX2" and "bf16 disabled" in report["cpu_class"]
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert benchmark.compute_precision() == "bf16"
 
 
 def test_flops_model_counts_the_output_layer_only_at_labels(tiny_model_dir: Path) -> None:
