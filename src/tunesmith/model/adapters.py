@@ -198,17 +198,22 @@ def load_adapter(model: Any, path: str, *, name: str = "default") -> Any:
     return PeftModel.from_pretrained(model, path, adapter_name=name)
 
 
-def _match_vocabulary(model: Any, path: str) -> None:
-    """A run with new_special_tokens saved a larger tokenizer and embeddings: resize the base to match."""
+def adapter_vocab_size(path: str | Path) -> int | None:
+    """Token count of the tokenizer saved with a run (None without one)."""
     import json
 
     tok_file = Path(path) / "tokenizer.json"
     if not tok_file.exists():
-        return
+        return None
     data = json.loads(tok_file.read_text(encoding="utf-8"))
     ids = [t["id"] for t in data.get("added_tokens", [])] + list(data.get("model", {}).get("vocab", {}).values())
-    size = max(ids, default=-1) + 1
-    if size > model.get_input_embeddings().weight.shape[0]:
+    return max(ids, default=-1) + 1
+
+
+def _match_vocabulary(model: Any, path: str) -> None:
+    """A run with new_special_tokens saved a larger tokenizer and embeddings: resize the base to match."""
+    size = adapter_vocab_size(path)
+    if size and size > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(size, mean_resizing=False)
 
 

@@ -172,15 +172,22 @@ def test_new_special_tokens_resize_and_train_the_embeddings(tiny_train_overrides
         "dataset": "unused", "bf16": False, "export_dir": str(tmp_path / "merged"), "export_check_tokens": 6,
         "export_check_samples": 2}))
     assert next(r for r in exported.reports if r.name == "merged").passed
+    assert AutoTokenizer.from_pretrained(exported.export_dir).convert_tokens_to_ids("<answer>") == new_ids[0]
 
 
-def test_rope_scaling_stretches_positions(tiny_train_overrides: dict) -> None:
+def test_rope_scaling_stretches_positions(tiny_train_overrides: dict, tiny_model_dir: Path) -> None:
+    from tunesmith.inference.load import load_inference_model
+
     cfg = _cfg(tiny_train_overrides, rope_scaling="linear", cutoff_len=2048, max_steps=1)
     model = load_for_training(cfg, cfg.model.model_name_or_path)
     text = model.config.get_text_config()
     assert text.max_position_embeddings == 2048
     assert text.rope_parameters["full_attention"]["rope_type"] == "linear"
     assert text.rope_parameters["full_attention"]["factor"] == 2.0
+    run = run_sft(cfg).output_dir  # chat / eval / export load the run with the same scaling
+    loaded = load_inference_model(load_config(None, {"model_name_or_path": str(tiny_model_dir),
+                                                     "adapter_name_or_path": str(run), "dataset": "unused"}))
+    assert loaded.model.config.get_text_config().max_position_embeddings == 2048
 
 
 def test_bad_combinations_are_config_errors(tiny_train_overrides: dict) -> None:
