@@ -28,6 +28,16 @@ def peft_problems(cfg: Config) -> list[str]:
             if used:
                 problems.append(f"'{key}' applies to finetuning_type: lora only (got finetuning_type: "
                                 f"{f.finetuning_type}); remove it or use lora")
+    if f.stage not in ("sft", "pt"):  # the TRL stages (rm, dpo, kto, orpo, simpo, grpo) load their model themselves
+        used = {"quantization_bit": f.quantization_bit is not None,
+                "loraplus_lr_ratio": f.loraplus_lr_ratio is not None,
+                "init_lora_weights": f.init_lora_weights != "default" or f.pissa_init,
+                "neftune_noise_alpha": cfg.train.neftune_noise_alpha is not None,
+                "rope_scaling": cfg.model.rope_scaling is not None}
+        for key in (k for k, on in used.items() if on):
+            problems.append(f"'{key}' is supported for stage sft and pt; stage {f.stage} does not use it yet")
+    if f.new_special_tokens and f.stage != "sft":
+        problems.append(f"'new_special_tokens' is supported for stage sft; stage {f.stage} does not add them yet")
     if f.pissa_init and f.init_lora_weights not in ("default", "pissa"):
         problems.append(f"'pissa_init': true conflicts with init_lora_weights: {f.init_lora_weights}; keep one")
     if lora_init(f) == "loftq" and f.quantization_bit != 4:

@@ -197,3 +197,12 @@ def test_bad_combinations_are_config_errors(tiny_train_overrides: dict) -> None:
     assert "'loraplus_lr_ratio' applies to finetuning_type: lora" in str(err.value)
     with pytest.raises(ConfigError, match="rewrites the base weights"):
         _cfg(tiny_train_overrides, quantization_bit=4, init_lora_weights="pissa")
+
+
+def test_stages_that_load_their_own_model_refuse_the_keys_they_ignore(tiny_train_overrides: dict) -> None:
+    with pytest.raises(ConfigError) as err:
+        _cfg(tiny_train_overrides, stage="dpo", quantization_bit=4, neftune_noise_alpha=5.0,
+             new_special_tokens="<x>")
+    text = str(err.value)
+    assert "'quantization_bit' is supported for stage sft and pt; stage dpo" in text
+    assert "'neftune_noise_alpha' is supported" in text and "'new_special_tokens' is supported for stage sft" in text
