@@ -404,7 +404,8 @@ class TrainArgs(_Group):
         True,
         "Use tunesmith's fast loss (output layer only at labelled positions, chunked) with padding "
         "removed by packing; same batches and loss as the standard path. Turn off only to compare.",
-        "使用 tunesmith 的快速路径（只在有标签的位置计算输出层、分块计算，打包去除填充）；批次与损失与标准路径相同。仅在对比时关闭。",
+        "使用 tunesmith 的快速路径（只在有标签的位置计算输出层、分块计算，打包去除填充）；"
+        "批次与损失与标准路径相同。仅在对比时关闭。",
     )
     torch_compile: bool | None = _f(
         None,
