@@ -59,7 +59,7 @@ class JinjaTemplate:
                                                  enable_thinking=enable_thinking, **self.special_tokens)
         except Exception as exc:  # jinja raises TemplateError / UndefinedError / TypeError for bad input
             raise DataFormatError(f"the model's chat template failed on this conversation: {exc}",
-                                  hint="set 'template' to a built-in (tunesmith templates lists them)") from exc
+                                  hint=f"set 'template' to a built-in: {', '.join(TEMPLATES)}") from exc
         return texts[0], (spans[0] if spans else [])
 
     def _end_of_reply(self, text: str, start: int, limit: int) -> int | None:
@@ -101,7 +101,7 @@ class JinjaTemplate:
                 raise DataFormatError(
                     f"the model's chat template renders turn {i + 1} differently when it is the last one, so "
                     "the assistant reply cannot be located in the rendered conversation",
-                    hint="set 'template' to a built-in template for this family")
+                    hint=f"set 'template' to the built-in for this family ({', '.join(TEMPLATES)})")
             limit = len(full)
             if n + 1 < len(replies):  # the next reply's prompt bounds this one
                 nxt, _ = self.render_chat(chat[: replies[n + 1]], True, enable_thinking)
