@@ -87,13 +87,15 @@ def train(
         console.print(f"wrote {output}")
 
 
-GENERATE_HELP = """Greedy generation speed: one prompt at a time in fp32 (model.generate) vs tunesmith's batched path.
+GENERATE_HELP = """Greedy generation speed of each backend on the same prompts, in one run: model.generate one
+prompt at a time in fp32 (baseline), tunesmith batched and single-stream (as chat feels it), and
+llama.cpp single-stream on a GGUF file when llama-cpp-python is installed.
 
 Examples:
 
   tunesmith bench generate
 
-  tunesmith bench generate --prompts 16 --max-new-tokens 16 --output generate.json
+  tunesmith bench generate --gguf saves/quickstart-export/model-Q4_K_M.gguf --output generate.json
 """
 
 
@@ -103,15 +105,31 @@ def generate(
     prompts: Annotated[int, typer.Option(help="Number of prompts.")] = 64,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per answer.")] = 32,
     batch_size: Annotated[int, typer.Option(help="Batch size of the batched path.")] = 16,
+    single_prompts: Annotated[int, typer.Option(help="Prompts for the single-stream figures.")] = 16,
+    gguf: Annotated[str | None, typer.Option(help="GGUF file for llama.cpp (default: the bundled Q4_K_M).")] = None,
     output: Annotated[Path | None, typer.Option(help="Write the figures as JSON.")] = None,
 ) -> None:
+    from rich.table import Table
+
+    from tunesmith.model.llama_cpp import bundled_gguf
+    from tunesmith.model.load import DEFAULT_ALIASES
     from tunesmith.train.benchmark import bench_generate
     from tunesmith.utils.io import write_json
 
-    r = bench_generate(_model(model), prompts, max_new_tokens, batch_size, log=lambda m: console.print(m))
-    console.print(f"[bold]generation[/bold] {prompts} prompts x {max_new_tokens} new tokens: "
-                  f"baseline {r['baseline_tokens_per_s']:.1f} tok/s, tunesmith {r['tokens_per_s']:.1f} tok/s, "
-                  f"speed-up [bold]{r['speedup']:.2f}x[/bold]")
+    path = _model(model)  # assembles the bundled GGUF on first use
+    if gguf is None and model in DEFAULT_ALIASES:
+        gguf = str(bundled_gguf() or "") or None
+    r = bench_generate(path, prompts, max_new_tokens, batch_size, gguf=gguf, single_prompts=single_prompts,
+                       log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    table = Table(title=f"Generation, greedy, {max_new_tokens} new tokens per prompt, {r['cpu_class']}, "
+                  f"load average {r['load_average'][0]}", title_justify="left")
+    for col in ("backend", "mode", "prompts", "tokens", "seconds", "tokens/s"):
+        table.add_column(col, justify="right" if col not in ("backend", "mode") else "left")
+    for b in r["backends"]:
+        table.add_row(b["backend"], b["mode"], str(b["prompts"]), str(b["tokens"]), f"{b['seconds']:.1f}",
+                      f"[bold]{b['tokens_per_s']:.1f}[/bold]")
+    console.print(table)
+    console.print(f"tunesmith batched vs the baseline: speed-up [bold]{r['speedup']:.2f}x[/bold]")
     if output:
         write_json(output, r)
 

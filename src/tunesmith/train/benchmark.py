@@ -342,17 +342,32 @@ def bench_train(model_path: str, shapes: tuple[int, ...] = SHAPES, steps: int = 
             "steps": steps, "batch_size": BATCH}
 
 
+def _timed(run: Any) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    outs = run()
+    return sum(len(o) for o in outs), time.perf_counter() - t0
+
+
 def bench_generate(model_path: str, n_prompts: int = 64, max_new_tokens: int = 32,
-                   batch_size: int = 16, log: Any = print) -> dict[str, Any]:
-    """Greedy generation of n prompts: one at a time in fp32 vs tunesmith's batched path."""
+                   batch_size: int = 16, log: Any = print, gguf: str | None = None,
+                   single_prompts: int = 16) -> dict[str, Any]:
+    """Greedy generation of the same prompts by each backend, in one run.
+
+    Baseline: ``model.generate`` one prompt at a time in fp32. tunesmith: its batched path and, as chat
+    and a lone API client feel it, one prompt at a time (the first ``single_prompts`` prompts), in the
+    precision it computes in here. llama.cpp (when llama-cpp-python is installed): the same prompt
+    token ids, one at a time, on ``gguf`` (the same model as a GGUF file; the CLI passes the bundled
+    Q4_K_M file for the bundled model).
+    """
     import torch
 
     from tunesmith.data.records import Message
     from tunesmith.data.templates import get_template
     from tunesmith.data.tokenize import encode_prompt
+    from tunesmith.model import llama_cpp
     from tunesmith.model.generate import GenerationSettings, generate_ids
     from tunesmith.model.load import end_token_ids, load_model, load_tokenizer
-    from tunesmith.utils.hardware import bf16_available
+    from tunesmith.utils.hardware import cpu_class, resolve_bf16
 
     tok = load_tokenizer(model_path)
     tmpl = get_template("gemma")
@@ -362,30 +377,52 @@ def bench_generate(model_path: str, n_prompts: int = 64, max_new_tokens: int = 3
                              None, tmpl, tok) for _ in range(n_prompts)]
     stop = end_token_ids(tok, tmpl.stop_words)
     settings = GenerationSettings(max_new_tokens=max_new_tokens)
+    single = prompts[:single_prompts]
+    backends: list[dict[str, Any]] = []
+
+    def record(name: str, mode: str, tokens: int, seconds: float) -> None:
+        backends.append({"backend": name, "mode": mode, "prompts": len(single) if mode == "single-stream" and
+                         "baseline" not in name else n_prompts, "tokens": tokens, "seconds": round(seconds, 1),
+                         "tokens_per_s": round(tokens / seconds, 1)})
+        log(f"  {name}, {mode}: {tokens / seconds:.1f} tokens/s")
 
     base = load_model(model_path, dtype=torch.float32)
-    t0 = time.perf_counter()
-    base_tokens = 0
-    for p in prompts:
-        with torch.inference_mode():
-            out = base.generate(input_ids=torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
-                                max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop,
-                                pad_token_id=tok.pad_token_id)
-        base_tokens += out.shape[1] - len(p)
-    base_s = time.perf_counter() - t0
-    del base
-    log(f"  one-at-a-time fp32: {base_tokens / base_s:.1f} tokens/s")
-    fast = load_model(model_path, dtype=torch.bfloat16 if bf16_available() else torch.float32)
-    t0 = time.perf_counter()
-    outs = generate_ids(fast, prompts, stop_ids=stop, pad_id=tok.pad_token_id, settings=settings,
-                        batch_size=batch_size)
-    fast_s = time.perf_counter() - t0
-    fast_tokens = sum(len(o) for o in outs)
-    log(f"  tunesmith batched: {fast_tokens / fast_s:.1f} tokens/s")
+
+    def one_at_a_time() -> list[list[int]]:
+        outs = []
+        for p in prompts:
+            with torch.inference_mode():
+                out = base.generate(input_ids=torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
+                                    max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop,
+                                    pad_token_id=tok.pad_token_id)
+            outs.append(out[0, len(p):].tolist())
+        return outs
+
+    base_tokens, base_s = _timed(one_at_a_time)
+    record("transformers model.generate fp32 (baseline)", "single-stream", base_tokens, base_s)
+    base = None  # freed before the next model loads
+    bf16 = resolve_bf16(None)[0]
+    precision = "bf16" if bf16 else "fp32"
+    fast = load_model(model_path, dtype=torch.bfloat16 if bf16 else torch.float32)
+    fast_tokens, fast_s = _timed(lambda: generate_ids(fast, prompts, stop_ids=stop, pad_id=tok.pad_token_id,
+                                                      settings=settings, batch_size=batch_size))
+    record(f"tunesmith {precision}", f"batched ({batch_size})", fast_tokens, fast_s)
+    n, sec = _timed(lambda: generate_ids(fast, single, stop_ids=stop, pad_id=tok.pad_token_id, settings=settings,
+                                         batch_size=1))
+    record(f"tunesmith {precision}", "single-stream", n, sec)
+    fast = None
+    if gguf and llama_cpp.available():
+        gen = llama_cpp.LlamaCppGenerator(gguf)
+        n, sec = _timed(lambda: gen.generate_ids(single, stop_ids=stop, settings=settings))
+        record(llama_cpp.describe(gen), "single-stream", n, sec)
+    elif not llama_cpp.available():
+        log("  llama.cpp: not measured (pip install llama-cpp-python to compare)")
     return {"prompts": n_prompts, "max_new_tokens": max_new_tokens, "batch_size": batch_size,
+            "cpu_class": cpu_class(), "backends": backends,
             "baseline_tokens_per_s": round(base_tokens / base_s, 1), "tokens_per_s": round(fast_tokens / fast_s, 1),
             "speedup": round((fast_tokens / fast_s) / (base_tokens / base_s), 2),
-            "baseline_seconds": round(base_s, 1), "seconds": round(fast_s, 1)}
+            "baseline_seconds": round(base_s, 1), "seconds": round(fast_s, 1),
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 if __name__ == "__main__":  # worker: python -m tunesmith.train.benchmark VARIANT SEQ_LEN STEPS MODEL_PATH [eager]
