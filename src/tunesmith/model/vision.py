@@ -198,12 +198,7 @@ def vision_lora_config(model: Any, ft: FinetuneArgs) -> Any:
 
     targets = _linear_names(model, "language", ft.lora_target)
     if not ft.freeze_vision_tower:
-        vision = _linear_names(model, "vision", ft.lora_target)
-        if not vision:
-            have = sorted({n.split(".")[-1] for n in _linear_names(model, "vision", ["all"])})
-            raise ConfigError([f"'freeze_vision_tower': false, but lora_target {ft.lora_target} names none of the "
-                               f"vision encoder's linear layers ({', '.join(have)}); add them or use 'all'"])
-        targets += vision
+        targets += _linear_names(model, "vision", ft.lora_target)
     if not targets:
         import torch
 
