@@ -1,8 +1,8 @@
 """kill -9 at random steps, then ``resume_from_checkpoint=last``: does the resumed run end where an uninterrupted
 run ends? Repeats the trial and prints one line per trial.
 
-Each trial starts the real ``tunesmith train`` in its own process group, SIGKILLs the whole group once the
-run's log reaches a random step (every process of the job dies at once, as on a lost node or the OOM killer),
+Each trial starts the real ``tunesmith train``, SIGKILLs it and every process it started (torchrun and its
+workers) once the run's log reaches a random step (the whole job dies at once, as on a lost node),
 resumes it with ``resume_from_checkpoint=last``, and compares it with one uninterrupted run of the same
 config: the step it resumed from, whether the log continues the step count (each step once, the resumed
 process starting after the checkpoint's step), and the largest difference of any logged loss and of any
@@ -47,15 +47,14 @@ def log(out: Path) -> list[dict]:
 
 
 def train(config: Path, processes: int, *, kill_at: int | None = None, out: Path | None = None) -> int | None:
-    """Run `tunesmith train CONFIG`; with ``kill_at``, SIGKILL its process group at that step and return the
+    """Run `tunesmith train CONFIG`; with ``kill_at``, SIGKILL it and its processes at that step and return the
     last logged step."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TUNESMITH_NO_PROGRESS": "1"}
     command = [sys.executable, "-m", "tunesmith.cli.main", "train", str(config)]
     if processes > 1:
         env["TUNESMITH_FORCE_LAUNCHER"] = "1"
         command.append(f"nproc_per_node={processes}")
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     if kill_at is None:
         _, err = proc.communicate()
         if proc.returncode:
@@ -66,7 +65,17 @@ def train(config: Path, processes: int, *, kill_at: int | None = None, out: Path
         time.sleep(0.01)
     if proc.poll() is not None:
         raise SystemExit(f"the run ended (exit {proc.returncode}) before step {kill_at}; use more --steps")
-    os.killpg(proc.pid, signal.SIGKILL)
+    # Every process of the job at once: torchrun starts its workers in sessions of their own, so killing the
+    # process group alone would leave them training.
+    import psutil
+
+    family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    for p in family:
+        try:
+            p.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(family, timeout=30)
     proc.wait()
     return max(r["step"] for r in log(out))
 
