@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -42,10 +43,14 @@ def fill_form(ctx: Context, flat: dict[str, Any]) -> list[Any]:
     return out
 
 
-def load_file(ctx: Context, source: str | None, lang: str) -> list[Any]:
-    """Fill the form from a YAML file: [*field updates, stages, message]."""
+def load_file(ctx: Context, source: str | None, lang: str, *, uploaded: bool = False) -> list[Any]:
+    """Fill the form from a YAML file: [*field updates, stages, message]. A typed path must lie inside
+    --workdir; an uploaded file (in Gradio's upload folder) is what the user sent, not a path they chose."""
     try:
-        path = ctx.paths.resolve(source, "config file") if source else None
+        if uploaded and source:
+            path: Path | None = Path(source)
+        else:
+            path = ctx.paths.resolve(source, "config file") if source else None
     except TunesmithError as exc:  # outside --workdir
         return [gr.update() for _ in form.FIELDS] + [gr.update(), f"⚠ {exc}"]
     if path is None or not path.is_file():
@@ -216,7 +221,7 @@ class TrainTab:
         load_out = [*fields, self.stages, self.load_msg]
         self.load_btn.click(lambda p, lg: load_file(ctx, p, lg), [self.config_path, lang], load_out).then(
             self._preview, preview_in, self.preview_outputs)
-        self.upload.upload(lambda p, lg: load_file(ctx, p, lg), [self.upload, lang], load_out).then(
+        self.upload.upload(lambda p, lg: load_file(ctx, p, lg, uploaded=True), [self.upload, lang], load_out).then(
             self._preview, preview_in, self.preview_outputs)
         self.start.click(self._start, preview_in, self.monitor_outputs).then(
             self._preview, preview_in, self.preview_outputs)

@@ -113,3 +113,15 @@ def test_login_check(tmp_path: Path) -> None:
     login = resolve_login("0.0.0.0", env={"TUNESMITH_WEBUI_PASSWORD": "pässwörd", "TUNESMITH_WEBUI_USER": "ana"})
     assert login.check("ana", "pässwörd")
     assert not login.check("ana", "pässwörd ") and not login.check("bob", "pässwörd") and not login.check("ana", "")
+
+
+def test_an_uploaded_config_loads_from_the_upload_folder(work: Path, tmp_path: Path) -> None:
+    """Gradio keeps uploads in its own folder, outside --workdir: an upload is not a typed path."""
+    upload = tmp_path / "gradio-upload" / "mine.yaml"
+    upload.parent.mkdir()
+    upload.write_text("dataset: x\nlearning_rate: 3.0e-4\n")
+    out = load_file(_ctx(work), str(upload), "en", uploaded=True)
+    assert "outside" not in out[-1]
+    index = [f.key for f in form.FIELDS].index("learning_rate")
+    assert float(out[index]["value"]) == pytest.approx(3e-4)
+    assert "outside the work folder" in load_file(_ctx(work), str(upload), "en")[-1]  # the same path typed
