@@ -50,14 +50,16 @@ def build_vlm_tokenizer(path: Path) -> dict[str, int]:
 
 
 def build_tiny_vlm(path: Path, family: str = "qwen2_vl", *, seed: int = 0) -> Path:
-    """A 2-layer random Qwen2-VL (or Qwen2.5-VL) with a 2-block vision tower, hidden size 32."""
+    """A 2-layer random Qwen2-VL (or Qwen2.5-VL, Qwen3-VL) with a 2-block vision tower, hidden size 32."""
     import torch
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     path.mkdir(parents=True, exist_ok=True)
     ids = build_vlm_tokenizer(path)
-    # 28x28 pixels per vision token: a 56x56 image is 4 tokens, 84x56 is 6.
-    Qwen2VLImageProcessorPil(min_pixels=28 * 28, max_pixels=28 * 28 * 16).save_pretrained(path)
+    # 28x28 pixels per vision token (Qwen3-VL: 32x32): a 56x56 image is 4 tokens, 84x56 is 6.
+    patch = 16 if family == "qwen3_vl" else 14
+    Qwen2VLImageProcessorPil(min_pixels=(2 * patch) ** 2, max_pixels=(2 * patch) ** 2 * 16,
+                             patch_size=patch).save_pretrained(path)
     text = dict(vocab_size=ids["vocab"], hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                 num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
                 rope_parameters={"rope_type": "default", "mrope_section": [4, 2, 2], "rope_theta": 10000.0},
@@ -73,6 +75,14 @@ def build_tiny_vlm(path: Path, family: str = "qwen2_vl", *, seed: int = 0) -> Pa
         vision = dict(depth=2, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=14,
                       spatial_merge_size=2, temporal_patch_size=2)
         model = Qwen2VLForConditionalGeneration(Qwen2VLConfig(text_config=text, vision_config=vision, **tokens))
+    elif family == "qwen3_vl":
+        from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+        text |= {"head_dim": 16, "rope_parameters": {**text["rope_parameters"], "mrope_interleaved": True}}
+        vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32, patch_size=16,
+                      spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=64,
+                      deepstack_visual_indexes=[1])
+        model = Qwen3VLForConditionalGeneration(Qwen3VLConfig(text_config=text, vision_config=vision, **tokens))
     else:
         from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 

@@ -38,11 +38,14 @@ def linear_module_names_of(model_path: str, *, trust_remote_code: bool = False) 
     """``linear_module_names`` of the model in ``model_path`` without loading its weights (built on the meta
     device from config.json: well under a second), for checking lora_target before any stage runs."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+
+    from tunesmith.model.vision import is_vision_config
 
     config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    auto = AutoModelForImageTextToText if is_vision_config(config) else AutoModelForCausalLM
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+        model = auto.from_config(config, trust_remote_code=trust_remote_code)
     return linear_module_names(model)
 
 

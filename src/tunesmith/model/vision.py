@@ -149,6 +149,9 @@ def load_processor(path: str, data: DataArgs | None = None, *, trust_remote_code
         note_once(f"no-video:{path}", f"vision: {NO_VIDEO}; images work")
     except OSError as exc:
         raise ModelLoadError(f"cannot load the processor of {path!r}: {exc}") from exc
+    if not hasattr(ip, "merge_size"):  # Gemma 3, LLaVA...: a fixed number of image tokens, no patch grid
+        raise ModelLoadError(f"{path!r}: its image processor ({type(ip).__name__}) is not one tunesmith trains yet",
+                             hint="supported: the Qwen2-VL family (Qwen2-VL, Qwen2.5-VL, Qwen3-VL)")
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     template = template or _chat_template(path, tok)
@@ -186,9 +189,19 @@ def _linear_names(model: Any, part: str, wanted: list[str]) -> list[str]:
 
 
 def _projector_modules(model: Any) -> list[str]:
-    """Top-most modules of the projector (e.g. model.visual.merger)."""
-    names = [n for n, _ in model.named_modules() if n and _part(n) == "projector"]
-    return [n for n in names if _part(n.rsplit(".", 1)[0]) != "projector" or "." not in n]
+    """Top-most modules of the projector (model.visual.merger; for a list of mergers, such as Qwen3-VL's
+    deepstack_merger_list, each one: peft trains whole modules, not containers)."""
+    import torch
+
+    modules = dict(model.named_modules())
+    top = [n for n in modules if n and _part(n) == "projector" and _part(n.rsplit(".", 1)[0]) != "projector"]
+    out = []
+    for name in top:
+        if isinstance(modules[name], (torch.nn.ModuleList, torch.nn.ModuleDict)):
+            out += [f"{name}.{child}" for child, _ in modules[name].named_children()]
+        else:
+            out.append(name)
+    return out
 
 
 def vision_lora_config(model: Any, ft: FinetuneArgs) -> Any:
@@ -198,7 +211,12 @@ def vision_lora_config(model: Any, ft: FinetuneArgs) -> Any:
 
     targets = _linear_names(model, "language", ft.lora_target)
     if not ft.freeze_vision_tower:
-        targets += _linear_names(model, "vision", ft.lora_target)
+        vision = _linear_names(model, "vision", ft.lora_target)
+        if not vision:
+            have = sorted({n.split(".")[-1] for n in _linear_names(model, "vision", ["all"])})
+            raise ConfigError([f"'freeze_vision_tower': false, but lora_target {ft.lora_target} names none of the "
+                               f"vision encoder's linear layers ({', '.join(have)}); add them or use 'all'"])
+        targets += vision
     if not targets:
         import torch
 

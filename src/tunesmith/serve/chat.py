@@ -43,25 +43,30 @@ class ChatSession:
         self.system = system
         self.history: list[Message] = []
         self.processor = processor  # a vision model's (tunesmith.model.vision.VisionProcessor)
-        self.images = list(images or [])  # shown with the first question ('tunesmith chat --image')
+        self.images: list[str] = []  # every image in the conversation so far, in order
+        self.pending = list(images or [])  # shown with the next question ('tunesmith chat --image')
 
     def reset(self) -> None:
         self.history = []
+        self.images = []
 
     def set_system(self, text: str | None) -> None:
         self.system = text or None
         self.history = []
 
-    def send(self, text: str) -> Iterator[str]:
-        """Add a user turn and stream the reply as text pieces; the reply joins the history at the end."""
+    def send(self, text: str, images: list[str] | None = None) -> Iterator[str]:
+        """Add a user turn (with ``images`` shown with it, each an ``<image>`` placeholder at its start unless
+        the text places them) and stream the reply as text pieces; the reply joins the history at the end."""
         tok = self.loaded.tokenizer
-        if self.images and not self.history and IMAGE_PLACEHOLDER not in text:
-            text = IMAGE_PLACEHOLDER * len(self.images) + "\n" + text
+        attach, self.pending = [*self.pending, *(images or [])], []
+        if attach and IMAGE_PLACEHOLDER not in text:
+            text = IMAGE_PLACEHOLDER * len(attach) + "\n" + text
         messages = [*self.history, Message("user", text)]
-        if self.images:
-            reply = self._reply_with_images(messages)
+        pictures = [*self.images, *attach]
+        if pictures:
+            reply = yield from self._reply_with_images(messages, pictures)
+            self.images = pictures
             self.history = [*messages, Message("assistant", reply)]
-            yield reply
             return
         prompt = encode_prompt(messages, self.system, self.loaded.template, tok)
         last: list[int] = []
@@ -79,12 +84,13 @@ class ChatSession:
         self.history = [*messages, Message("assistant", tok.decode(last, skip_special_tokens=True))]
 
 
-    def _reply_with_images(self, messages: list[Message]) -> str:
-        """The whole reply at once (the images go through the processor; no token streaming)."""
+    def _reply_with_images(self, messages: list[Message], paths: list[str]) -> Iterator[str]:
+        """Stream the reply to a conversation with images (through the engine when there is one; else the
+        whole reply at once); returns the reply."""
         from PIL import Image
 
         from tunesmith.data.vision import encode_vision_prompt
-        from tunesmith.model.vision import generate_with_images
+        from tunesmith.model.vision import generate_with_images, media_inputs
 
         if self.processor is None:
             from tunesmith.utils.errors import ModelLoadError
@@ -92,14 +98,30 @@ class ChatSession:
             raise ModelLoadError("--image needs a vision-language model (e.g. Qwen/Qwen2-VL-2B-Instruct); this one "
                                  "reads text only")
         images = []
-        for path in self.images:
+        for path in paths:
             with Image.open(path) as img:
                 images.append(img.convert("RGB"))
         ids = encode_vision_prompt(messages, self.system, [im.size for im in images], self.loaded.template,
                                    self.processor)
+        tok = self.loaded.tokenizer
+        if self.engine is not None:
+            media = {k: v for k, v in media_inputs(self.processor, ids, images).items()
+                     if k not in ("input_ids", "attention_mask")}
+            last: list[int] = []
+
+            def steps() -> Iterator[list[int]]:
+                nonlocal last
+                for step in self.engine.stream(ids, self.settings, media=media):
+                    last = step
+                    yield step
+
+            yield from text_deltas(tok, steps())
+            return tok.decode([i for i in last if i not in self.loaded.stop_ids], skip_special_tokens=True)
         answer = generate_with_images(self.loaded.model, self.processor, ids, images,
                                       stop_ids=self.loaded.stop_ids, settings=self.settings)
-        return self.loaded.tokenizer.decode(answer, skip_special_tokens=True)
+        reply = tok.decode(answer, skip_special_tokens=True)
+        yield reply
+        return reply
 
 
 def run_chat(session: ChatSession, read_line: Callable[[], str | None], write: Callable[[str], None]) -> int:

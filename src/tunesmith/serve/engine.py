@@ -166,11 +166,13 @@ class Engine:
         self._queue.put(request)
         return request
 
-    def stream(self, prompt: list[int], settings: GenerationSettings, adapter: str = BASE) -> Iterator[list[int]]:
+    def stream(self, prompt: list[int], settings: GenerationSettings, adapter: str = BASE,
+               media: dict[str, Any] | None = None) -> Iterator[list[int]]:
         """Submit one request and yield its growing list of new tokens (what a chat front end shows);
-        leaving the loop early cancels the request."""
+        leaving the loop early cancels the request. ``media``: a vision model's pixel inputs for the prompt."""
         updates: queue.Queue[tuple[list[int], str | None]] = queue.Queue()
-        request = self.submit(GenRequest(prompt, settings, lambda ids, finish: updates.put((ids, finish)), adapter))
+        request = self.submit(GenRequest(prompt, settings, lambda ids, finish: updates.put((ids, finish)), adapter,
+                                         media=media))
         try:
             shown = 0
             while True:

@@ -67,15 +67,35 @@ def describe(loaded: Any) -> dict[str, str]:
     return {"name": loaded.adapter_path or loaded.base_path, "template": loaded.template.name, "stops": stops}
 
 
+_processors: dict[str, Any] = {}
+
+
+def processor_for(loaded: Any) -> Any:
+    """A vision model's processor (None for a text-only model), loaded once per model folder."""
+    from tunesmith.model.vision import is_vision_model, load_processor
+
+    with _lock:
+        if loaded.base_path not in _processors:
+            _processors[loaded.base_path] = load_processor(loaded.base_path) if is_vision_model(loaded.base_path) \
+                else None
+        return _processors[loaded.base_path]
+
+
 def stream_reply(loaded: Any, history: list[tuple[str, str]], message: str, *, system: str | None = None,
-                 settings: GenerationSettings | None = None) -> Iterator[str]:
-    """Yield the growing reply to ``message`` after the (user, assistant) turns in ``history``."""
+                 settings: GenerationSettings | None = None, images: list[str] | None = None,
+                 earlier_images: list[str] | None = None) -> Iterator[str]:
+    """Yield the growing reply to ``message`` after the (user, assistant) turns in ``history``; ``images``
+    are shown with this message, ``earlier_images`` are those of earlier turns (their <image> placeholders
+    are in ``history``)."""
     from tunesmith.serve.chat import ChatSession
 
-    session = ChatSession(loaded, settings or GenerationSettings(), system or None, engine=engine_for(loaded))
+    processor = processor_for(loaded) if images or earlier_images else None
+    session = ChatSession(loaded, settings or GenerationSettings(), system or None, engine=engine_for(loaded),
+                          processor=processor)
     session.history = [Message(role, text) for user, reply in history
                        for role, text in (("user", user), ("assistant", reply))]
+    session.images = list(earlier_images or [])
     reply = ""
-    for piece in session.send(message):
+    for piece in session.send(message, images):
         reply += piece
         yield reply

@@ -61,5 +61,18 @@ def preview_rows(name: str, dataset_dir: str | Path, limit: int = 20) -> tuple[i
             "answer": d.get("chosen") or d.get("completion") or (answers[-1] if answers else ""),
             "rejected": d.get("rejected", ""),
             "turns": len(users),
+            "images": len(d.get("images", [])) + len(d.get("videos", [])) or "",
         })
     return len(examples), kinds, rows
+
+
+def preview_images(name: str, dataset_dir: str | Path, media_dir: str | None = None, limit: int = 20
+                   ) -> list[tuple[str, str]]:
+    """(path, caption) of the images in the first ``limit`` records, paths resolved as training resolves
+    them (under media_dir, else beside the data file); missing files are left out (data check names them)."""
+    from tunesmith.data.media import resolve_media
+    from tunesmith.data.records import SFTExample
+
+    examples = resolve_media(load_examples(name, dataset_dir)[:limit], media_dir)
+    return [(p, f"{ex.origin}: {Path(p).name}") for ex in examples if isinstance(ex, SFTExample)
+            for p in ex.images if Path(p).is_file()]

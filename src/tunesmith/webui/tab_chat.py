@@ -9,6 +9,7 @@ import gradio as gr
 
 from tunesmith.config import field_help
 from tunesmith.config.schema import DEFAULT_MODEL
+from tunesmith.data.media import IMAGE_PLACEHOLDER
 from tunesmith.data.templates import TEMPLATES
 from tunesmith.model.generate import generation_settings
 from tunesmith.utils.errors import TunesmithError
@@ -74,6 +75,8 @@ class ChatTab:
                     self.send = ctx.tr(gr.Button(ctx.text("send"), variant="primary", scale=1, elem_id="chat-send"),
                                        value="send")
                     self.clear = ctx.tr(gr.Button(ctx.text("clear"), scale=1, elem_id="chat-clear"), value="clear")
+                self.image = ctx.tr(gr.Image(type="filepath", label=ctx.text("chat_image"), height=160,
+                                             elem_id="chat-image"), label="chat_image")
             with gr.Column(scale=2):
                 self.template = gr.Dropdown(["auto", *TEMPLATES], value="auto", label="template",
                                             info=field_help("template", ctx.lang), elem_id="chat-template")
@@ -86,6 +89,7 @@ class ChatTab:
                 self.repetition_penalty = self._setting("repetition_penalty", minimum=1.0, maximum=2.0, step=0.05,
                                                         value=1.0)
         self.history = gr.State([])
+        self.images = gr.State([])  # the pictures of earlier turns (vision models)
 
     def _load(self, kind: str, model: str, adapter: str, template: str, lang: str) -> str:
         name, adapter_path = _target(kind, model, adapter)
@@ -99,27 +103,36 @@ class ChatTab:
 
     def _send(self, message: str, history: list[tuple[str, str]], kind: str, model: str, adapter: str,
               template: str, system: str, max_new_tokens: float, temperature: float, top_p: float,
-              repetition_penalty: float, lang: str) -> Iterator[tuple[Any, Any, str, str]]:
+              repetition_penalty: float, lang: str, image: str | None = None, images: list[str] | None = None,
+              ) -> Iterator[tuple[Any, ...]]:
+        images = list(images or [])
         if not message.strip():
-            yield gr.update(), history, "", gr.update()
+            yield gr.update(), history, "", gr.update(), images, gr.update()
             return
+        attach = [image] if image else []
+        if attach and IMAGE_PLACEHOLDER not in message:  # kept in the history, where the picture was shown
+            message = f"{IMAGE_PLACEHOLDER}\n{message}"
         status = self._load(kind, model, adapter, template, lang)
         loaded = chat.load(*_target(kind, model, adapter), template)
         settings, _ = generation_settings(None, loaded.model, max_new_tokens=int(max_new_tokens),
                                           temperature=float(temperature), top_p=float(top_p),
                                           repetition_penalty=float(repetition_penalty))  # the form's values win
         reply = ""
-        for reply in chat.stream_reply(loaded, history, message, system=system, settings=settings):
-            yield _messages([*history, (message, reply)]), history, "", status
+        try:
+            for reply in chat.stream_reply(loaded, history, message, system=system, settings=settings,
+                                           images=attach, earlier_images=images):
+                yield _messages([*history, (message, reply)]), history, "", status, images, gr.update()
+        except TunesmithError as exc:  # e.g. an image for a text-only model
+            raise gr.Error(str(exc)) from exc
         new_history = [*history, (message, reply)]
-        yield _messages(new_history), new_history, "", status
+        yield _messages(new_history), new_history, "", status, [*images, *attach], None
 
     def wire(self, lang: Any) -> None:
         pick = [self.kind, self.model, self.adapter, self.template]
         self.load_btn.click(self._load, [*pick, lang], self.status)
         send_in = [self.message, self.history, *pick, self.system, self.max_new_tokens, self.temperature,
-                   self.top_p, self.repetition_penalty, lang]
-        send_out = [self.chatbot, self.history, self.message, self.status]
+                   self.top_p, self.repetition_penalty, lang, self.image, self.images]
+        send_out = [self.chatbot, self.history, self.message, self.status, self.images, self.image]
         self.send.click(self._send, send_in, send_out)
         self.message.submit(self._send, send_in, send_out)
-        self.clear.click(lambda: ([], []), None, [self.chatbot, self.history])
+        self.clear.click(lambda: ([], [], []), None, [self.chatbot, self.history, self.images])

@@ -13,11 +13,12 @@ from tunesmith.utils.errors import TunesmithError
 from tunesmith.utils.io import copy_new
 from tunesmith.webui import commands
 from tunesmith.webui.i18n import t
-from tunesmith.webui.runs import dataset_names, preview_rows
+from tunesmith.webui.runs import dataset_names, preview_images, preview_rows
 from tunesmith.webui.ui import Context
 
-PREVIEW_COLUMNS = ("format", "system", "prompt", "answer", "rejected", "turns")
-WIDTHS = {"format": 7, "system": 15, "prompt": 50, "answer": 25, "rejected": 20, "turns": 6}  # percent
+PREVIEW_COLUMNS = ("format", "system", "prompt", "answer", "rejected", "turns", "images")
+WIDTHS = {"format": 7, "system": 15, "prompt": 50, "answer": 25, "rejected": 20, "turns": 6, "images": 6}  # percent
+MAX_THUMBNAILS = 24
 STATS_COLUMNS = ("split", "format", "examples", "tokens", "loss_share", "over_cutoff", "duplicates", "distinct",
                  "top_share")
 
@@ -90,6 +91,8 @@ class DataTab:
         self.records = ctx.tr(gr.Dataframe(pd.DataFrame(columns=[t(f"col_{c}", ctx.lang) for c in PREVIEW_COLUMNS]),
                                            label=ctx.text("records"), wrap=True, interactive=False, max_height=420,
                                            elem_id="data-records"), label="records")
+        self.gallery = ctx.tr(gr.Gallery(label=ctx.text("media_preview"), columns=8, height=180, visible=False,
+                                         elem_id="data-images"), label="media_preview")
         self.stats = ctx.tr(gr.Dataframe(stats_table({}, ctx.lang), label=ctx.text("stats"), interactive=False,
                                          elem_id="data-stats"), label="stats")
         self.check_out = ctx.tr(gr.Textbox(label=ctx.text("check_output"), lines=8, max_lines=30,
@@ -124,6 +127,27 @@ class DataTab:
             return gr.update(), f"⚠ {exc}"
         return preview_table(name, folder, lang)
 
+    def _images(self, name: str, dataset_dir: str, media_dir: str | None) -> Any:
+        """Thumbnails of the previewed records' images (only files inside --workdir are shown)."""
+        try:
+            folder = self.ctx.paths.resolve(dataset_dir or ".", "dataset folder")
+            media = str(self.ctx.paths.resolve(media_dir, "media folder")) if media_dir else None
+            found = preview_images(name, folder, media)
+        except TunesmithError:
+            return gr.update(value=None, visible=False)
+        from PIL import Image
+
+        shown = []
+        for path, caption in found[:MAX_THUMBNAILS]:
+            try:
+                self.ctx.paths.resolve(path, "image")
+                with Image.open(path) as img:
+                    img.thumbnail((256, 256))
+                    shown.append((img.convert("RGB"), caption))
+            except (TunesmithError, OSError):
+                continue
+        return gr.update(value=shown or None, visible=bool(shown))
+
     def _names(self, dataset_dir: str | None) -> Any:
         try:
             return gr.update(choices=dataset_names(self.ctx.paths.resolve(dataset_dir or ".", "dataset folder")))
@@ -145,6 +169,10 @@ class DataTab:
             self._preview, [self.name, self.dir, lang], [self.records, self.msg])
         self.preview_btn.click(self._preview, [self.name, self.dir, lang], [self.records, self.msg])
         self.name.change(self._preview, [self.name, self.dir, lang], [self.records, self.msg], show_progress="hidden")
+        media = ctx.fields.get("media_dir")
+        for trigger in (self.preview_btn.click, self.name.change):
+            trigger(self._images, [self.name, self.dir, *([media] if media is not None else [])], self.gallery,
+                    show_progress="hidden")
         self.check_btn.click(self._check, [self.name, self.dir, ctx.fields["model_name_or_path"],
                                            ctx.fields["template"], ctx.fields["cutoff_len"], lang],
                              [self.stats, self.check_out])

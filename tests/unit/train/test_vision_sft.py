@@ -117,3 +117,29 @@ def test_images_given_to_a_text_only_model_are_refused(tiny_model_dir: Path, tmp
     data = colour_data(tmp_path / "data")
     with pytest.raises(DataFormatError, match="carry images / video .* is a text-only model"):
         run_sft(_cfg(tiny_model_dir, data, tmp_path / "run"))
+
+
+def test_lora_target_names_are_checked_against_a_vision_model(tiny_vlm_dir: Path) -> None:
+    """The before-any-stage check of lora_target builds the model on the meta device from its config."""
+    from tunesmith.model.adapters import linear_module_names_of
+
+    names = linear_module_names_of(str(tiny_vlm_dir))
+    assert {"q_proj", "v_proj", "qkv", "fc1"} <= set(names)
+
+
+def test_unfrozen_vision_tower_with_lora_target_missing_its_layers_is_refused(tiny_vlm_dir: Path,
+                                                                              tmp_path: Path) -> None:
+    data = colour_data(tmp_path / "data")
+    with pytest.raises(ConfigError, match=r"names none of the vision encoder's linear layers \(fc1, fc2, proj, qkv\)"):
+        run_sft(_cfg(tiny_vlm_dir, data, tmp_path / "run", freeze_vision_tower=False, lora_target="q_proj,v_proj"))
+
+
+def test_qwen3_vl_trains_its_list_of_mergers(tmp_path: Path) -> None:
+    """Qwen3-VL (patch 16, deepstack mergers in a ModuleList): the same path; each merger is trained whole."""
+    from tiny_vlm import build_tiny_vlm
+
+    model = build_tiny_vlm(tmp_path / "qwen3-vl", "qwen3_vl")
+    data = colour_data(tmp_path / "data")
+    res = run_sft(_cfg(model, data, tmp_path / "run", freeze_multi_modal_projector=False, max_steps=2))
+    saved = load_file(str(Path(res.output_dir) / "adapter_model.safetensors"))
+    assert any("deepstack_merger_list.0" in k for k in saved) and any(".merger." in k for k in saved)
