@@ -27,6 +27,13 @@ PYTREE_ENUM = re.compile(r"<enum '\w+'> is an Enum subclass and is now natively 
                          r"as an opaque value type\. Calling register_constant\(\) on Enum subclasses is deprecated")
 
 
+# bitsandbytes (QLoRA) on a CPU with AVX-512-BF16 tries to fetch a faster 4-bit kernel from the hub
+# ('kernels' package) when it is imported, which peft does for every command, and logs the failure; its
+# own CPU kernel is used instead. Its 8-bit matmul logs one cast warning per layer per forward pass.
+BNB_KERNELS_HUB = re.compile(r"Failed to load CPU gemm_4bit_forward from kernels-community: ")
+BNB_INT8_CAST = re.compile(r"MatMul8bitLt: inputs will be cast from \S+ to float16 during quantization")
+
+
 class _DropMatching(logging.Filter):
     """Drops the records of one logger whose message matches a pattern."""
 
@@ -38,7 +45,8 @@ class _DropMatching(logging.Filter):
         return not self.pattern.match(record.getMessage())
 
 
-_LOG_FILTERS = {"torchao": TORCHAO_KERNEL_FAILED, "torch.utils._pytree": PYTREE_ENUM}
+_LOG_FILTERS = {"torchao": TORCHAO_KERNEL_FAILED, "torch.utils._pytree": PYTREE_ENUM,
+                "bitsandbytes.backends.cpu.ops": BNB_KERNELS_HUB, "bitsandbytes.autograd._functions": BNB_INT8_CAST}
 
 
 def quiet_library_noise() -> None:
