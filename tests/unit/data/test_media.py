@@ -161,3 +161,35 @@ def test_data_check_reports_media_and_vision_tokens(tmp_path: Path, tiny_vlm_dir
     assert exc.value.code == 2
     assert f"{tmp_path / 'train.json'}:1: needs " in err and "cutoff_len=30 would cut vision tokens" in err
     assert "set cutoff_len to at least" in err
+
+
+def test_video_tokens_are_expanded_from_the_video_processors_grid(tmp_path: Path, tiny_vlm_dir: Path) -> None:
+    """transformers' video processors need torchvision (absent here), so a stand-in returns the grid a
+    4-frame 56x56 clip gets (2 temporal x 4 x 4 patches -> 8 tokens); tunesmith's part is the expansion."""
+    import dataclasses
+
+    import torch
+
+    from tunesmith.data.templates import get_template
+    from tunesmith.data.vision import encode_vision_sft
+    from tunesmith.model.vision import load_processor
+
+    (tmp_path / "clip.mp4").write_bytes(b"not decoded by the stand-in")
+    example = _one(tmp_path, [], "<video>What happens?", videos=["clip.mp4"])[0]
+    check_media([example])
+    proc = load_processor(str(tiny_vlm_dir))
+    calls: list[list[str]] = []
+
+    def grid(paths: list[str]) -> dict:
+        calls.append(paths)
+        return {"video_grid_thw": torch.tensor([[2, 4, 4]])}
+
+    stand_in = dataclasses.replace(proc)
+    object.__setattr__(stand_in, "process_videos", grid)
+    enc = encode_vision_sft(example, get_template("auto", "qwen2_vl", proc.tokenizer), stand_in)
+    assert calls == [[str(tmp_path / "clip.mp4")]] and enc.video_tokens == [8]
+    assert enc.encoded.input_ids.count(proc.tokenizer.convert_tokens_to_ids("<|video_pad|>")) == 8
+    from tunesmith.utils.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="video processor, which needs torchvision"):
+        encode_vision_sft(example, get_template("auto", "qwen2_vl", proc.tokenizer), proc)
