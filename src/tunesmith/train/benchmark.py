@@ -333,6 +333,10 @@ def bench_train(model_path: str, shapes: tuple[int, ...] = SHAPES, steps: int = 
             f"(first step: {base['step_times'][0]:.1f}s vs {ours['step_times'][0]:.1f}s"
             f"{', compiling' if ours.get('compiled') else ''})")
         results.append(summarize(base, ours, config, gflops))
+        r = results[-1]  # printed as it comes: a later shape can still fail (e.g. run out of memory)
+        log(f"  seq {seq_len}: {r['speedup']:.2f}x ({r['baseline_tokens_per_s']} -> {r['tokens_per_s']} tokens/s), "
+            f"memory {r['baseline_peak_rss_mb']} -> {r['peak_rss_mb']} MB ({r['memory_ratio']:.2f}), max loss diff "
+            f"{r['max_loss_diff']}, load average {os.getloadavg()[0]:.1f}")
     fractions = [r["roofline_fraction"] for r in results if r["roofline_fraction"] is not None]
     mode = "back-to-back" if back_to_back else "lockstep"
     machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
