@@ -33,6 +33,10 @@ PYTREE_ENUM = re.compile(r"<enum '\w+'> is an Enum subclass and is now natively 
 BNB_KERNELS_HUB = re.compile(r"Failed to load CPU gemm_4bit_forward from kernels-community: ")
 BNB_INT8_CAST = re.compile(r"MatMul8bitLt: inputs will be cast from \S+ to float16 during quantization")
 
+# DeepSpeed, once installed (deepspeed: z2 / z3), is imported by accelerate into every training process, and on
+# a machine without a GPU says so at each start; its CPU backend is what tunesmith expects there.
+DEEPSPEED_CPU = re.compile(r"Setting accelerator to CPU\. If you have GPU or other accelerator, we were unable")
+
 
 class _DropMatching(logging.Filter):
     """Drops the records of one logger whose message matches a pattern."""
@@ -46,7 +50,8 @@ class _DropMatching(logging.Filter):
 
 
 _LOG_FILTERS = {"torchao": TORCHAO_KERNEL_FAILED, "torch.utils._pytree": PYTREE_ENUM,
-                "bitsandbytes.backends.cpu.ops": BNB_KERNELS_HUB, "bitsandbytes.autograd._functions": BNB_INT8_CAST}
+                "bitsandbytes.backends.cpu.ops": BNB_KERNELS_HUB, "bitsandbytes.autograd._functions": BNB_INT8_CAST,
+                "DeepSpeed": DEEPSPEED_CPU}
 
 
 def quiet_library_noise() -> None:
