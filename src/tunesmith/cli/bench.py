@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -88,8 +88,9 @@ def train(
 
 
 GENERATE_HELP = """Greedy generation speed of each backend on the same prompts, in one run: model.generate one
-prompt at a time in fp32 (baseline), tunesmith batched and single-stream (as chat feels it), and
-llama.cpp single-stream on a GGUF file when llama-cpp-python is installed.
+prompt at a time in fp32 (baseline), tunesmith batched and single-stream (as chat feels it), and, when
+llama-cpp-python is installed, llama.cpp single-stream on a GGUF file, raw and through tunesmith's
+chat / serve engine (serve_backend=llama.cpp).
 
 Examples:
 
@@ -120,7 +121,7 @@ def generate(
     if gguf is None and model in DEFAULT_ALIASES:
         gguf = str(bundled_gguf() or "") or None
     r = bench_generate(path, prompts, max_new_tokens, batch_size, gguf=gguf, single_prompts=single_prompts,
-                       log=lambda m: console.print(f"[dim]{m}[/dim]"))
+                       log=lambda m: console.print(f"[dim]{m}[/dim]"), engines=_llama_cpp_engine_row(gguf))
     table = Table(title=f"Generation, greedy, {max_new_tokens} new tokens per prompt, {r['cpu_class']}, "
                   f"load average {r['load_average'][0]}", title_justify="left")
     for col in ("backend", "mode", "prompts", "tokens", "seconds", "tokens/s"):
@@ -132,6 +133,21 @@ def generate(
     console.print(f"tunesmith batched vs the baseline: speed-up [bold]{r['speedup']:.2f}x[/bold]")
     if output:
         write_json(output, r)
+
+
+def _llama_cpp_engine_row(gguf: str | None) -> dict[str, Any]:
+    """The chat / serve llama.cpp engine on ``gguf`` as a bench row (none without the file or llama-cpp-python)."""
+    from tunesmith.model import llama_cpp
+
+    if not gguf or not llama_cpp.available():
+        return {}
+
+    def make(stop_ids: list[int]) -> Any:
+        from tunesmith.serve.llama_cpp import LlamaCppEngine
+
+        return LlamaCppEngine(llama_cpp.LlamaCppGenerator(gguf), None, None, stop_ids, base_name="bench").start()
+
+    return {"tunesmith llama.cpp (chat/serve engine)": make}
 
 
 def register(app: typer.Typer) -> None:

@@ -25,6 +25,8 @@ Examples:
   tunesmith chat --model saves/quickstart-export --temperature 0.7 --top-p 0.9
 
   tunesmith chat --model saves/quickstart-export/gguf/quickstart-q8_0.gguf --system "Answer in one word."
+
+  tunesmith chat --model saves/quickstart-export serve_backend=llama.cpp   # the export's GGUF in llama.cpp
 """
 
 
@@ -63,13 +65,13 @@ def chat(
         "temperature": temperature, "top_p": top_p, "top_k": top_k, "max_new_tokens": max_new_tokens,
         "repetition_penalty": repetition_penalty,
     })
-    from tunesmith.inference.load import load_inference_model
     from tunesmith.model.generate import generation_settings
+    from tunesmith.serve.backend import choose_backend
     from tunesmith.serve.chat import COMMANDS_HELP, ChatSession, run_chat
-    from tunesmith.utils.console import status
 
-    with status("Loading the model"):
-        loaded = load_inference_model(cfg)
+    backend, why = choose_backend(cfg, chat=True)
+    console.print(f"[dim]backend: {backend} ({why})[/dim]")
+    loaded, engine = _load(cfg, backend, image)
     settings, _ = generation_settings(cfg, loaded.model)  # flags > config > the model's generation_config
     name = loaded.adapter_path or cfg.model.model_name_or_path
     console.print(f"[bold]tunesmith chat[/bold] · {name} · template [cyan]{loaded.template.name}[/cyan] · "
@@ -79,12 +81,35 @@ def chat(
         sys.stdout.write(text)
         sys.stdout.flush()
 
+    processor = None if engine is not None else _processor(cfg, loaded, image)
     try:
-        run_chat(ChatSession(loaded, settings, system, processor=_processor(cfg, loaded, image),
-                             images=[str(p) for p in image or []]), sys.stdin.readline, write)
+        run_chat(ChatSession(loaded, settings, system, processor=processor, images=[str(p) for p in image or []],
+                             engine=engine), sys.stdin.readline, write)
     except KeyboardInterrupt:
         write("\n")
+    finally:
+        if engine is not None:
+            engine.stop()
 
+
+def _load(cfg: Config, backend: str, images: list[Path] | None) -> tuple[Any, Any]:
+    """(what ChatSession reads, the llama.cpp engine or None): the GGUF in llama.cpp, else the torch model."""
+    from tunesmith.utils.console import status
+
+    if backend == "llama.cpp":
+        from tunesmith.serve.llama_cpp import load_llama_cpp_engine
+        from tunesmith.utils.errors import ConfigError
+
+        if images:
+            raise ConfigError(["'--image': the llama.cpp backend reads text only; chat about images with a "
+                               "vision-language model on serve_backend=transformers"])
+        with status("Loading the GGUF in llama.cpp"):
+            engine = load_llama_cpp_engine(cfg)
+        return engine.loaded(), engine
+    from tunesmith.inference.load import load_inference_model
+
+    with status("Loading the model"):
+        return load_inference_model(cfg), None
 
 def _processor(cfg: Config, loaded: Any, images: list[Path] | None) -> Any:
     """A vision model's processor when images are given (None for text-only models: the session says so)."""

@@ -23,6 +23,8 @@ Examples:
 
   tunesmith serve --model saves/quickstart-export --port 8080
 
+  tunesmith serve --model saves/quickstart-export serve_backend=llama.cpp   # its gguf/*.gguf in llama.cpp
+
 Then, with the official client:  OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="secret")
 """
 
@@ -44,16 +46,19 @@ def serve(
         "model_name_or_path": model, "adapter_name_or_path": str(adapter) if adapter else None,
         "adapters": adapters, "host": host, "port": port, "api_key": api_key, "max_batch_size": max_batch_size,
     })
-    from tunesmith.serve.server import build_app, use_vllm
+    from tunesmith.serve.backend import choose_backend
+    from tunesmith.serve.server import build_app
     from tunesmith.utils.console import status
 
-    if use_vllm(cfg):
+    backend, why = choose_backend(cfg)
+    console.print(f"[dim]backend: {backend} ({why})[/dim]")
+    if backend == "vllm":
         from tunesmith.serve.vllm_backend import serve_with_vllm
 
         raise typer.Exit(serve_with_vllm(cfg))
     import uvicorn
 
-    with status("Loading the model and adapters"):
+    with status("Loading the GGUF in llama.cpp" if backend == "llama.cpp" else "Loading the model and adapters"):
         app, engine = build_app(cfg)
     url = f"http://{cfg.serve.host}:{cfg.serve.port}/v1"
     console.print(f"[bold]tunesmith serve[/bold] · {url} · models: {', '.join(engine.model_names)} · "

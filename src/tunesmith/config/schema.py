@@ -587,9 +587,13 @@ class ServeArgs(_Group):
     max_batch_size: int = _f(8, "Most requests generated together in one batch.", "一个批次中同时生成的最多请求数。",
                              ge=1)
     max_request_kb: int = _f(512, "Largest accepted request body in KB.", "允许的最大请求体（KB）。", ge=1)
-    serve_backend: Literal["auto", "transformers", "vllm"] = _f(
-        "auto", "Inference backend: auto (vLLM on a CUDA GPU when installed, else transformers), transformers, vllm.",
-        "推理后端：auto（有 CUDA GPU 且已安装 vLLM 时用 vLLM，否则用 transformers）、transformers、vllm。",
+    serve_backend: Literal["auto", "transformers", "vllm", "llama.cpp"] = _f(
+        "auto", "Inference backend of serve and chat: auto (vLLM for the API on a CUDA GPU when installed; llama.cpp "
+        "when the model is a .gguf file and llama-cpp-python is installed; else transformers), transformers, vllm, "
+        "llama.cpp (a .gguf file or an export folder holding one; one request at a time, no adapters).",
+        "serve 与 chat 的推理后端：auto（有 CUDA GPU 且已安装 vLLM 时 API 用 vLLM；模型是 .gguf 文件且已安装 "
+        "llama-cpp-python 时用 llama.cpp；否则用 transformers）、transformers、vllm、llama.cpp（.gguf 文件或含 GGUF "
+        "的导出目录；一次处理一个请求，不支持适配器）。",
     )
 
     @field_validator("adapters", mode="before")

@@ -170,34 +170,11 @@ class Engine:
                media: dict[str, Any] | None = None) -> Iterator[list[int]]:
         """Submit one request and yield its growing list of new tokens (what a chat front end shows);
         leaving the loop early cancels the request. ``media``: a vision model's pixel inputs for the prompt."""
-        updates: queue.Queue[tuple[list[int], str | None]] = queue.Queue()
-        request = self.submit(GenRequest(prompt, settings, lambda ids, finish: updates.put((ids, finish)), adapter,
-                                         media=media))
-        try:
-            shown = 0
-            while True:
-                ids, finish = updates.get()
-                if len(ids) > shown:
-                    shown = len(ids)
-                    yield list(ids)
-                if finish is not None:
-                    if finish.startswith("error"):
-                        raise RuntimeError(f"generation failed: {finish}")
-                    return
-        finally:
-            request.cancelled = request.finish_reason is None  # the consumer left before the end
+        return stream_request(self.submit, prompt, settings, adapter, media)
 
     def generate(self, prompt: list[int], settings: GenerationSettings, adapter: str = BASE) -> GenRequest:
         """Blocking convenience: submit one request and wait until it finishes."""
-        done = threading.Event()
-
-        def emit(_ids: list[int], finish: str | None) -> None:
-            if finish is not None:
-                done.set()
-
-        request = self.submit(GenRequest(prompt, settings, emit, adapter))
-        done.wait()
-        return request
+        return generate_request(self.submit, prompt, settings, adapter)
 
     # ---- the loop ----------------------------------------------------------------------------
     def _take_batch(self) -> list[GenRequest]:
@@ -259,6 +236,42 @@ class Engine:
                      **extra)
         self.stats.generated_tokens += sum(len(r.tokens) for r in rows)
         streamer.end()
+
+
+def stream_request(submit: Callable[[GenRequest], GenRequest], prompt: list[int], settings: GenerationSettings,
+                   adapter: str = BASE, media: dict[str, Any] | None = None) -> Iterator[list[int]]:
+    """Submit one request through ``submit`` (an engine's) and yield its growing list of new tokens;
+    leaving the loop early cancels the request. Shared by every engine."""
+    updates: queue.Queue[tuple[list[int], str | None]] = queue.Queue()
+    request = submit(GenRequest(prompt, settings, lambda ids, finish: updates.put((ids, finish)), adapter,
+                                media=media))
+    try:
+        shown = 0
+        while True:
+            ids, finish = updates.get()
+            if len(ids) > shown:
+                shown = len(ids)
+                yield list(ids)
+            if finish is not None:
+                if finish.startswith("error"):
+                    raise RuntimeError(f"generation failed: {finish}")
+                return
+    finally:
+        request.cancelled = request.finish_reason is None  # the consumer left before the end
+
+
+def generate_request(submit: Callable[[GenRequest], GenRequest], prompt: list[int], settings: GenerationSettings,
+                     adapter: str = BASE) -> GenRequest:
+    """Submit one request through ``submit`` and wait until it finishes."""
+    done = threading.Event()
+
+    def emit(_ids: list[int], finish: str | None) -> None:
+        if finish is not None:
+            done.set()
+
+    request = submit(GenRequest(prompt, settings, emit, adapter))
+    done.wait()
+    return request
 
 
 def parse_adapters(items: list[str]) -> dict[str, str]:

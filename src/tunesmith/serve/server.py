@@ -1,4 +1,4 @@
-"""Run the API: build the engine from a config and serve it with uvicorn (or vLLM on a GPU).
+"""Run the API: build the engine from a config and serve it with uvicorn (or vLLM on a GPU; llama.cpp on a GGUF).
 
 ``ServerThread`` runs the same app in a background thread on a free local port; tests and the
 throughput benchmark use it and shut it down when done.
@@ -14,7 +14,7 @@ from typing import Any
 from tunesmith.config.schema import Config
 from tunesmith.model.generate import GenerationSettings, generation_settings
 from tunesmith.serve.api import Service, create_app
-from tunesmith.serve.engine import Engine, load_engine
+from tunesmith.serve.engine import load_engine
 
 
 def defaults_from(cfg: Config, model: Any = None) -> GenerationSettings:
@@ -22,9 +22,20 @@ def defaults_from(cfg: Config, model: Any = None) -> GenerationSettings:
     return generation_settings(cfg, model)[0]
 
 
-def build_app(cfg: Config, engine: Engine | None = None) -> tuple[Any, Engine]:
-    """The FastAPI app for a config (loading the engine unless one is given)."""
-    engine = engine or load_engine(cfg)
+def load_serving_engine(cfg: Config) -> Any:
+    """The engine ``serve_backend`` chooses: llama.cpp's (serve/llama_cpp.py) or transformers' (serve/engine.py)."""
+    from tunesmith.serve.backend import choose_backend
+
+    if choose_backend(cfg)[0] == "llama.cpp":
+        from tunesmith.serve.llama_cpp import load_llama_cpp_engine
+
+        return load_llama_cpp_engine(cfg)
+    return load_engine(cfg)
+
+
+def build_app(cfg: Config, engine: Any = None) -> tuple[Any, Any]:
+    """The FastAPI app for a config (loading the engine ``serve_backend`` chooses unless one is given)."""
+    engine = engine or load_serving_engine(cfg)
     service = Service(engine, defaults=defaults_from(cfg, engine.model), api_key=cfg.serve.api_key,
                       max_body_bytes=cfg.serve.max_request_kb * 1024)
     return create_app(service), engine
@@ -32,15 +43,9 @@ def build_app(cfg: Config, engine: Engine | None = None) -> tuple[Any, Engine]:
 
 def use_vllm(cfg: Config) -> bool:
     """vLLM serves when asked for, or on auto when it is installed and a CUDA GPU is present."""
-    if cfg.serve.serve_backend == "transformers":
-        return False
-    if cfg.serve.serve_backend == "vllm":
-        return True
-    import importlib.util
+    from tunesmith.serve.backend import choose_backend
 
-    import torch
-
-    return torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None
+    return choose_backend(cfg)[0] == "vllm"
 
 
 def free_port(host: str = "127.0.0.1") -> int:

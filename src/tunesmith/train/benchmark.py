@@ -354,14 +354,18 @@ def _timed(run: Any) -> tuple[int, float]:
 
 def bench_generate(model_path: str, n_prompts: int = 64, max_new_tokens: int = 32,
                    batch_size: int = 16, log: Any = print, gguf: str | None = None,
-                   single_prompts: int = 16) -> dict[str, Any]:
+                   single_prompts: int = 16, engines: dict[str, Any] | None = None) -> dict[str, Any]:
     """Greedy generation of the same prompts by each backend, in one run.
 
     Baseline: ``model.generate`` one prompt at a time in fp32. tunesmith: its batched path and, as chat
     and a lone API client feel it, one prompt at a time (the first ``single_prompts`` prompts), in the
     precision it computes in here. llama.cpp (when llama-cpp-python is installed): the same prompt
     token ids, one at a time, on ``gguf`` (the same model as a GGUF file; the CLI passes the bundled
-    Q4_K_M file for the bundled model).
+    Q4_K_M file for the bundled model). ``engines``: more single-stream rows, name -> a function that takes
+    the stop ids and returns a started engine with serve.engine's ``generate(prompt, settings)`` and
+    ``stop()`` (the CLI passes tunesmith's llama.cpp chat / serve engine on ``gguf``, which lives in a
+    higher layer); each gets the single-stream prompts one at a time, its load not timed, and says
+    whether its tokens equal the raw llama.cpp row's.
     """
     import torch
 
@@ -371,6 +375,7 @@ def bench_generate(model_path: str, n_prompts: int = 64, max_new_tokens: int = 3
     from tunesmith.model import llama_cpp
     from tunesmith.model.generate import GenerationSettings, generate_ids
     from tunesmith.model.load import end_token_ids, load_model, load_tokenizer
+    from tunesmith.utils.errors import TunesmithError
     from tunesmith.utils.hardware import cpu_class, resolve_bf16
 
     tok = load_tokenizer(model_path)
@@ -415,12 +420,30 @@ def bench_generate(model_path: str, n_prompts: int = 64, max_new_tokens: int = 3
                                          batch_size=1))
     record(f"tunesmith {precision}", "single-stream", n, sec)
     fast = None
+    raw: list[list[int]] | None = None
     if gguf and llama_cpp.available():
-        gen = llama_cpp.LlamaCppGenerator(gguf)
-        n, sec = _timed(lambda: gen.generate_ids(single, stop_ids=stop, settings=settings))
-        record(llama_cpp.describe(gen), "single-stream", n, sec)
+        try:
+            with llama_cpp.LlamaCppGenerator(gguf) as gen:
+                t0 = time.perf_counter()
+                raw = gen.generate_ids(single, stop_ids=stop, settings=settings)
+                record(llama_cpp.describe(gen), "single-stream", sum(len(o) for o in raw), time.perf_counter() - t0)
+        except TunesmithError as exc:  # e.g. a llama.cpp build refused by check_build
+            log(f"  llama.cpp: not measured ({exc.message})")
+            engines = None
     elif not llama_cpp.available():
-        log("  llama.cpp: not measured (pip install llama-cpp-python to compare)")
+        log("  llama.cpp: not measured (bash scripts/install_llamacpp.sh installs llama-cpp-python)")
+    for name, make in (engines or {}).items():
+        engine = make(stop)
+        try:
+            t0 = time.perf_counter()
+            outs = [engine.generate(p, settings).tokens for p in single]
+            sec = time.perf_counter() - t0
+        finally:
+            engine.stop()
+        record(name, "single-stream", sum(len(o) for o in outs), sec)
+        if raw is not None:
+            backends[-1]["same_tokens_as_raw_llama_cpp"] = outs == raw
+            log(f"    same tokens as raw llama.cpp: {outs == raw}")
     return {"prompts": n_prompts, "max_new_tokens": max_new_tokens, "batch_size": batch_size,
             "cpu_class": cpu_class(), "backends": backends,
             "baseline_tokens_per_s": round(base_tokens / base_s, 1), "tokens_per_s": round(fast_tokens / fast_s, 1),

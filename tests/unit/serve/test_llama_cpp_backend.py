@@ -1,0 +1,123 @@
+"""serve_backend: which backend serves chat and the API and why, and what the llama.cpp backend refuses
+(adapters, a model with no GGUF, a missing llama-cpp-python, an AMX build, images in chat). Runs without
+llama-cpp-python: every refusal comes before llama.cpp is imported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tunesmith.config import load_config
+from tunesmith.model import llama_cpp
+from tunesmith.serve.backend import choose_backend
+from tunesmith.serve.llama_cpp import export_gguf, load_llama_cpp_engine
+from tunesmith.utils.errors import ConfigError, MissingExtraError, ModelLoadError
+
+
+def _cfg(model: Path | str, **extra: object):  # noqa: ANN202 - a Config
+    return load_config(None, {"model_name_or_path": str(model), "template": "gemma", "dataset": "unused",
+                              "bf16": False, **extra})
+
+
+@pytest.fixture
+def gguf_file(tmp_path: Path) -> Path:
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"GGUF")  # never read: the choices and refusals come first
+    return path
+
+
+def test_auto_picks_llama_cpp_for_a_gguf_when_it_is_installed(gguf_file: Path, tiny_model_dir: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(llama_cpp, "available", lambda: True)
+    assert choose_backend(_cfg(gguf_file)) == ("llama.cpp", "serve_backend auto: the model is a .gguf file and "
+                                               "llama-cpp-python is installed")
+    assert choose_backend(_cfg(gguf_file), chat=True)[0] == "llama.cpp"
+    backend, why = choose_backend(_cfg(tiny_model_dir))
+    assert backend == "transformers" and "not a .gguf" in why
+    backend, why = choose_backend(_cfg(gguf_file, adapters=f"a={tiny_model_dir}"))
+    assert backend == "transformers" and "adapters" in why
+    monkeypatch.setattr(llama_cpp, "available", lambda: False)
+    backend, why = choose_backend(_cfg(gguf_file))
+    assert backend == "transformers" and "llama-cpp-python is not installed" in why and "install_llamacpp" in why
+
+
+def test_an_explicit_backend_is_used_as_asked(gguf_file: Path, tiny_model_dir: Path) -> None:
+    assert choose_backend(_cfg(tiny_model_dir, serve_backend="llama.cpp")) == ("llama.cpp", "serve_backend: llama.cpp")
+    assert choose_backend(_cfg(gguf_file, serve_backend="transformers"))[0] == "transformers"
+    assert choose_backend(_cfg(tiny_model_dir, serve_backend="vllm"))[0] == "vllm"
+    backend, why = choose_backend(_cfg(tiny_model_dir, serve_backend="vllm"), chat=True)
+    assert backend == "transformers" and "API only" in why
+
+
+def test_adapters_are_refused_with_the_way_to_merge_them(gguf_file: Path, tiny_adapters: dict[str, Path],
+                                                         tiny_model_dir: Path) -> None:
+    for extra in ({"adapters": f"alpha={tiny_adapters['alpha']}"},
+                  {"adapter_name_or_path": str(tiny_adapters["beta"]), "model_name_or_path": str(tiny_model_dir)}):
+        cfg = _cfg(gguf_file, serve_backend="llama.cpp", **extra)
+        with pytest.raises(ConfigError) as err:
+            load_llama_cpp_engine(cfg)
+        text = str(err.value)
+        assert "'serve_backend'" in text and "no LoRA adapters" in text and "tunesmith export" in text
+        assert "export_quantization=gguf-q8_0" in text and "serve_backend=transformers" in text
+
+
+def test_a_model_without_a_gguf_is_refused_with_the_fix(tiny_model_dir: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(llama_cpp, "available", lambda: True)
+    with pytest.raises(ConfigError) as err:
+        load_llama_cpp_engine(_cfg(tiny_model_dir, serve_backend="llama.cpp"))
+    text = str(err.value)
+    assert "'serve_backend'" in text and "neither a .gguf file nor a 'tunesmith export' folder" in text
+    assert "export_quantization=gguf-q8_0" in text
+    with pytest.raises(ConfigError, match="'model_name_or_path': GGUF file .*missing.gguf.* not found"):
+        load_llama_cpp_engine(_cfg(tmp_path / "missing.gguf", serve_backend="llama.cpp"))
+
+
+def test_an_export_folder_brings_its_gguf(tmp_path: Path) -> None:
+    """The manifest's artifact is used (q8_0 before f16), else gguf/*.gguf; a folder without one has none."""
+    import json
+
+    export = tmp_path / "export"
+    (export / "gguf").mkdir(parents=True)
+    for name in ("m-f16.gguf", "m-q8_0.gguf"):
+        (export / "gguf" / name).write_bytes(b"GGUF")
+    assert export_gguf(export) == export / "gguf" / "m-f16.gguf"  # no manifest: the first file
+    (export / "tunesmith_export.json").write_text(json.dumps({"artifacts": {
+        "merged": ".", "gguf-f16": "gguf/m-f16.gguf", "gguf-q8_0": "gguf/m-q8_0.gguf"}}))
+    assert export_gguf(export) == export / "gguf" / "m-q8_0.gguf"
+    assert export_gguf(tmp_path) is None
+
+
+def test_missing_llama_cpp_python_says_how_to_install_it(gguf_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(llama_cpp, "available", lambda: False)
+    with pytest.raises(MissingExtraError) as err:
+        load_llama_cpp_engine(_cfg(gguf_file, serve_backend="llama.cpp"))
+    text = str(err.value)
+    assert "llama-cpp-python" in text and "scripts/install_llamacpp.sh" in text
+    assert "-DGGML_AMX_INT8=OFF" in text and "segfault" in text
+
+
+def test_an_amx_build_is_refused_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(llama_cpp.ALLOW_AMX_ENV, raising=False)
+    monkeypatch.setattr(llama_cpp, "system_info", lambda: "CPU : AVX2 = 1 | AVX512 = 1 | AMX_INT8 = 1 | ")
+    assert llama_cpp.amx_int8_build()
+    with pytest.raises(ModelLoadError) as err:
+        llama_cpp.check_build()
+    text = str(err.value)
+    assert "AMX_INT8 = 1" in text and "segfault" in text and "ggml_backend_amx_mul_mat" in text
+    assert "install_llamacpp.sh" in text and "-DGGML_AMX_INT8=OFF" in text and llama_cpp.ALLOW_AMX_ENV in text
+    monkeypatch.setenv(llama_cpp.ALLOW_AMX_ENV, "1")
+    llama_cpp.check_build()  # allowed: no error
+    monkeypatch.delenv(llama_cpp.ALLOW_AMX_ENV)
+    monkeypatch.setattr(llama_cpp, "system_info", lambda: "CPU : AVX2 = 1 | AVX512 = 1 | AMX_INT8 = 0 | ")
+    assert not llama_cpp.amx_int8_build()
+    llama_cpp.check_build()
+
+
+def test_chat_refuses_images_on_llama_cpp(gguf_file: Path, tmp_path: Path, cli) -> None:  # noqa: ANN001
+    image = tmp_path / "a.png"
+    image.write_bytes(b"")
+    result = cli("chat", "serve_backend=llama.cpp", "--model", str(gguf_file), "--image", str(image))
+    assert result.code == 2 and "'--image': the llama.cpp backend reads text only" in result.err_text
+    assert "backend: llama.cpp (serve_backend: llama.cpp)" in result.out
