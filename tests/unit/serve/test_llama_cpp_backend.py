@@ -121,3 +121,22 @@ def test_chat_refuses_images_on_llama_cpp(gguf_file: Path, tmp_path: Path, cli) 
     result = cli("chat", "serve_backend=llama.cpp", "--model", str(gguf_file), "--image", str(image))
     assert result.code == 2 and "'--image': the llama.cpp backend reads text only" in result.err_text
     assert "backend: llama.cpp (serve_backend: llama.cpp)" in result.out
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_the_install_script_picks_build_flags_from_cpuinfo(amx: bool, tmp_path: Path) -> None:
+    """With amx_int8: the AVX / AVX-512 flags one by one and AMX off (the build the error messages name);
+    without: GGML_NATIVE=ON."""
+    import os
+    import subprocess
+
+    script = Path(__file__).resolve().parents[3] / "scripts" / "install_llamacpp.sh"
+    cpu = "fpu avx avx2 fma f16c bmi2 avx512f avx512vbmi avx512_vnni avx512_bf16" + (" amx_bf16 amx_int8" * amx)
+    (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {cpu}\n")
+    out = subprocess.run(["bash", str(script)], env={**os.environ, "CPUINFO": str(tmp_path / "cpuinfo"),
+                                                     "DRY_RUN": "1"}, capture_output=True, text=True, check=True)
+    args = out.stdout.strip().removeprefix('CMAKE_ARGS="').removesuffix('"').split()
+    if amx:
+        assert set(llama_cpp.AMX_FREE_CMAKE_ARGS.split()) <= set(args) and "-DGGML_NATIVE=ON" not in args
+    else:
+        assert "-DGGML_NATIVE=ON" in args and not any("AMX" in a for a in args)
