@@ -540,10 +540,13 @@ class ExportArgs(_Group):
         "替换 export_dir 中之前的 tunesmith 导出（新导出通过检查前保留旧的）。",
     )
     export_size: float = _f(5, "Shard size in GB for safetensors files.", "safetensors 分片大小（GB）。", gt=0)
-    export_quantization: Literal["none", "int8", "gguf-f16", "gguf-q8_0", "gptq-int4", "awq-int4"] = _f(
+    export_quantization: Literal["none", "int8", "gguf-f16", "gguf-q8_0", "gguf-q4_k_m", "gguf-q5_k_m", "gguf-q6_k",
+                                 "gptq-int4", "awq-int4"] = _f(
         "none", "Quantize on export: int8 (CPU weight-only, torchao), gguf-f16 or gguf-q8_0 (llama.cpp), "
+        "gguf-q4_k_m / gguf-q5_k_m / gguf-q6_k (llama.cpp's own quantizer; needs llama-cpp-python), "
         "gptq-int4 or awq-int4 (GPU engines such as vLLM; need a CUDA GPU and gptqmodel / llmcompressor).",
-        "导出时量化：int8（CPU 仅权重量化，torchao）、gguf-f16 或 gguf-q8_0（llama.cpp）、gptq-int4 或 awq-int4"
+        "导出时量化：int8（CPU 仅权重量化，torchao）、gguf-f16 或 gguf-q8_0（llama.cpp）、"
+        "gguf-q4_k_m / gguf-q5_k_m / gguf-q6_k（llama.cpp 自带量化器；需安装 llama-cpp-python）、gptq-int4 或 awq-int4"
         "（vLLM 等 GPU 推理引擎；需要 CUDA GPU 及 gptqmodel / llmcompressor）。",
     )
     export_check_prompts: list[str] = _f(

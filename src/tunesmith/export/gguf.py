@@ -1,4 +1,5 @@
-"""Write llama.cpp's GGUF (f16 or q8_0) from a merged Hugging Face folder, with the ``gguf`` package.
+"""Write llama.cpp's GGUF (f16 or q8_0) from a merged Hugging Face folder, with the ``gguf`` package;
+k-quants (q4_k_m, q5_k_m, q6_k) through llama.cpp's own quantizer when llama-cpp-python is installed.
 
 Supported architectures: Gemma 3 (text), Llama, Mistral (as llama.cpp's llama), Qwen 2, Qwen 3 and
 Phi-3 — the families tunesmith has chat templates for (tests/integration/test_architectures.py runs
@@ -18,6 +19,10 @@ from typing import Any, Literal
 from tunesmith.utils.errors import ModelLoadError
 
 GgufType = Literal["f16", "q8_0"]
+# k-quants: written as f16 by us, then quantized by llama.cpp itself (llama_model_quantize), so the file
+# is what llama.cpp's own tools would make (its mixes, its fallbacks for rows not a multiple of 256).
+LLAMA_CPP_QUANTS = {"q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
+                    "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K"}
 # model_type (config.json) -> GGUF architecture name
 ARCHITECTURES = {"gemma3_text": "gemma3", "gemma3": "gemma3", "llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
                  "mistral": "llama", "phi3": "phi3"}
@@ -249,3 +254,24 @@ def gguf_tokenizer_extras(path: Path) -> tuple[str | None, dict[str, int], list[
     stop_ids = [i for i in (read_id("eos_token_id"), read_id("eot_token_id")) if i is not None]
     template = meta.get("tokenizer.chat_template")
     return (str(template) if template is not None else None), special, stop_ids
+
+
+def quantize_with_llama_cpp(f16_file: Path, out_file: Path, qtype: str, *, threads: int | None = None) -> Path:
+    """Quantize an f16 GGUF with llama.cpp's quantizer (``llama_model_quantize``); returns ``out_file``."""
+    import ctypes
+
+    from tunesmith.utils.hardware import physical_cores
+    from tunesmith.utils.io import atomic_path
+    from tunesmith.utils.lazy import require
+
+    llama_cpp = require("llama_cpp", package="llama-cpp-python")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, LLAMA_CPP_QUANTS[qtype])
+    params.nthread = threads or physical_cores()
+    with atomic_path(out_file) as tmp:
+        rc = llama_cpp.llama_model_quantize(str(f16_file).encode(), str(tmp).encode(), ctypes.byref(params))
+        if rc != 0:
+            raise ModelLoadError(f"llama.cpp could not quantize {f16_file.name} to {qtype} (llama_model_quantize "
+                                 f"returned {rc})", hint="export gguf-f16 or gguf-q8_0 instead, or update "
+                                 "llama-cpp-python")
+    return out_file

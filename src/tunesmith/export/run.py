@@ -115,6 +115,19 @@ def _image_reference(cfg: Config, loaded: Loaded) -> Any:
         return image_reference(loaded, load_processor(loaded.base_path), max_new_tokens=cfg.export.export_check_tokens)
 
 
+def _check_quantizer(cfg: Config) -> None:
+    """A k-quant GGUF needs llama.cpp's quantizer: say so before any work, not after the merge."""
+    import importlib.util
+
+    from tunesmith.export.gguf import LLAMA_CPP_QUANTS
+
+    q = cfg.export.export_quantization
+    if q.removeprefix("gguf-") in LLAMA_CPP_QUANTS and importlib.util.find_spec("llama_cpp") is None:
+        raise ConfigError([f"'export_quantization': {q} is made by llama.cpp's own quantizer, and "
+                           "llama-cpp-python is not installed: run 'bash scripts/install_llamacpp.sh' (it builds "
+                           "llama.cpp, ~4 min on 2 cores), or choose gguf-q8_0 / gguf-f16, which need nothing"])
+
+
 def _write_quantized(cfg: Config, merged_dir: Path, loaded: Loaded, prompts: list[str]) -> dict[str, str]:
     """Write the artifact export_quantization asks for; returns {name: path relative to merged_dir}."""
     from tunesmith.export import gguf, quantize
@@ -131,6 +144,15 @@ def _write_quantized(cfg: Config, merged_dir: Path, loaded: Loaded, prompts: lis
         # take that file's tokenizer class instead of the GGUF's own tokenizer.
         name = f"gguf/{stem}-{qtype}.gguf"
         (merged_dir / "gguf").mkdir(exist_ok=True)
+        if qtype in gguf.LLAMA_CPP_QUANTS:  # f16 by us, then llama.cpp's own quantizer; the f16 file is not kept
+            f16 = merged_dir / "gguf" / f".{stem}-f16.gguf"
+            with status(f"Writing {name} (f16, then llama.cpp's {qtype} quantizer)"):
+                gguf.write_gguf(merged_dir, f16, "f16", stop_ids=loaded.stop_ids, name=stem)
+                try:
+                    gguf.quantize_with_llama_cpp(f16, merged_dir / name, qtype)
+                finally:
+                    f16.unlink(missing_ok=True)
+            return {q: name}
         with status(f"Writing {name}"):
             gguf.write_gguf(merged_dir, merged_dir / name, qtype, stop_ids=loaded.stop_ids, name=stem)  # type: ignore[arg-type]
         return {q: name}
@@ -179,6 +201,7 @@ def run_export(cfg: Config) -> ExportResult:
     from tunesmith.model.adapters import merge_adapter
 
     target = check_export_dir(cfg)  # before any work: refuses a folder holding anything but an earlier export
+    _check_quantizer(cfg)
     out = target.out
     started = time.time()
     prompts = check_prompts(cfg)
