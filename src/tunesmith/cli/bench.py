@@ -145,7 +145,8 @@ def _llama_cpp_engine_row(gguf: str | None) -> dict[str, Any]:
     def make(stop_ids: list[int]) -> Any:
         from tunesmith.serve.llama_cpp import LlamaCppEngine
 
-        return LlamaCppEngine(llama_cpp.LlamaCppGenerator(gguf), None, None, stop_ids, base_name="bench").start()
+        generator = llama_cpp.LlamaCppGenerator(gguf, fit_threads=True)  # as chat and serve run it
+        return LlamaCppEngine(generator, None, None, stop_ids, base_name="bench").start()
 
     return {"tunesmith llama.cpp (chat/serve engine)": make}
 

@@ -265,7 +265,7 @@ def load_llama_cpp_engine(cfg: Config, *, warn: Any = None) -> LlamaCppEngine:
              f"ids {stop_ids} itself")
     config = json.loads((Path(folder) / "config.json").read_text())
     n_ctx = min(int(config.get("max_position_embeddings") or 4096), MAX_CONTEXT)
-    generator = llama_cpp.LlamaCppGenerator(gguf, n_ctx=n_ctx)
+    generator = llama_cpp.LlamaCppGenerator(gguf, n_ctx=n_ctx, fit_threads=True)
     _check_same_vocabulary(generator, tokenizer, stop_ids, gguf, folder)
     base_name = cfg.serve.served_model_name or Path(cfg.model.model_name_or_path).name
     engine = LlamaCppEngine(generator, tokenizer, template, stop_ids, base_name=base_name,

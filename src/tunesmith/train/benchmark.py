@@ -352,6 +352,13 @@ def _timed(run: Any) -> tuple[int, float]:
     return sum(len(o) for o in outs), time.perf_counter() - t0
 
 
+def generation_questions(n: int) -> list[str]:
+    """The questions ``bench generate`` asks (4-20 words each, English and Chinese, seeded)."""
+    rng = random.Random(0)
+    words = ["math", "history", "explain", "photosynthesis", "计算", "诗歌", "river", "energy", "story", "why"]
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(4, 20))) for _ in range(n)]
+
+
 def bench_generate(model_path: str, n_prompts: int = 64, max_new_tokens: int = 32,
                    batch_size: int = 16, log: Any = print, gguf: str | None = None,
                    single_prompts: int = 16, engines: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -380,10 +387,7 @@ def bench_generate(model_path: str, n_prompts: int = 64, max_new_tokens: int = 3
 
     tok = load_tokenizer(model_path)
     tmpl = get_template("gemma")
-    rng = random.Random(0)
-    words = ["math", "history", "explain", "photosynthesis", "计算", "诗歌", "river", "energy", "story", "why"]
-    prompts = [encode_prompt([Message("user", " ".join(rng.choice(words) for _ in range(rng.randint(4, 20))))],
-                             None, tmpl, tok) for _ in range(n_prompts)]
+    prompts = [encode_prompt([Message("user", q)], None, tmpl, tok) for q in generation_questions(n_prompts)]
     stop = end_token_ids(tok, tmpl.stop_words)
     settings = GenerationSettings(max_new_tokens=max_new_tokens)
     single = prompts[:single_prompts]

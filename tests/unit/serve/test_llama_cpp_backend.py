@@ -140,3 +140,23 @@ def test_the_install_script_picks_build_flags_from_cpuinfo(amx: bool, tmp_path: 
         assert set(llama_cpp.AMX_FREE_CMAKE_ARGS.split()) <= set(args) and "-DGGML_NATIVE=ON" not in args
     else:
         assert "-DGGML_NATIVE=ON" in args and not any("AMX" in a for a in args)
+
+
+def test_free_cores_leave_other_processes_their_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From /proc/stat's busy time less our own: threads for the cores others leave free (at least 1)."""
+    free = llama_cpp.FreeCores(2, cpus=2)
+
+    def after(seconds: float, busy_cpus: float, own_cpus: float) -> int | None:
+        last = free.last or (0, 0, 0.0, 0.0)
+        ticks = int(200 * seconds)  # 2 CPUs x 100 ticks a second
+        now = (last[0] + ticks, last[1] + round(ticks * (1 - busy_cpus / 2)), last[2] + own_cpus * seconds,
+               last[3] + seconds)
+        monkeypatch.setattr(free, "sample", lambda: now)
+        return free.threads()
+
+    free.last = (1000, 500, 3.0, 50.0)
+    assert after(1.0, busy_cpus=2.0, own_cpus=2.0) == 2, "only we are busy"
+    assert after(1.0, busy_cpus=2.0, own_cpus=0.5) == 1, "another process uses 1.5 cores"
+    assert after(1.0, busy_cpus=0.1, own_cpus=0.0) == 2, "idle"
+    assert after(0.2, busy_cpus=2.0, own_cpus=0.0) is None, "too short a window to judge"
+    assert after(2.0, busy_cpus=2.0, own_cpus=0.0) == 1, "a busy machine still gets one thread"
