@@ -24,7 +24,7 @@ Examples:
 
   tunesmith chat --model saves/quickstart-export --temperature 0.7 --top-p 0.9
 
-  tunesmith chat --model saves/quickstart-export/gguf/quickstart-q8_0.gguf --system "Answer in one word."
+  tunesmith chat --model saves/quickstart-export/gguf/quickstart-export-q8_0.gguf --system "Answer in one word."
 
   tunesmith chat --model saves/quickstart-export serve_backend=llama.cpp   # the export's GGUF in llama.cpp
 """
