@@ -160,3 +160,18 @@ def test_free_cores_leave_other_processes_their_share(monkeypatch: pytest.Monkey
     assert after(1.0, busy_cpus=0.1, own_cpus=0.0) == 2, "idle"
     assert after(0.2, busy_cpus=2.0, own_cpus=0.0) is None, "too short a window to judge"
     assert after(2.0, busy_cpus=2.0, own_cpus=0.0) == 1, "a busy machine still gets one thread"
+
+
+def test_sampling_defaults_come_from_the_folder_without_loading_weights(tmp_path: Path) -> None:
+    """engine.model on llama.cpp is the folder's generation_config only (an export carries the user's defaults)."""
+    import json
+
+    from tunesmith.model.generate import generation_settings
+    from tunesmith.serve.llama_cpp import GenerationDefaults
+
+    (tmp_path / "generation_config.json").write_text(json.dumps(
+        {"do_sample": True, "temperature": 0.3, "top_p": 0.9, "top_k": 40, "max_new_tokens": 64}))
+    settings, source = generation_settings(_cfg(tmp_path), GenerationDefaults.from_folder(tmp_path))
+    assert (settings.temperature, settings.top_p, settings.top_k, settings.max_new_tokens) == (0.3, 0.9, 40, 64)
+    assert set(source.values()) == {"model", "default"} and source["temperature"] == "model"
+    assert generation_settings(_cfg(tmp_path), GenerationDefaults.from_folder(tmp_path / "none"))[0].temperature == 0
