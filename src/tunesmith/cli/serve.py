@@ -61,8 +61,9 @@ def serve(
     with status("Loading the GGUF in llama.cpp" if backend == "llama.cpp" else "Loading the model and adapters"):
         app, engine = build_app(cfg)
     url = f"http://{cfg.serve.host}:{cfg.serve.port}/v1"
+    batching = "one request at a time (llama.cpp)" if backend == "llama.cpp" else f"batch ≤ {engine.max_batch_size}"
     console.print(f"[bold]tunesmith serve[/bold] · {url} · models: {', '.join(engine.model_names)} · "
-                  f"batch ≤ {engine.max_batch_size}{' · API key required' if cfg.serve.api_key else ''}")
+                  f"{batching}{' · API key required' if cfg.serve.api_key else ''}")
     if cfg.serve.host not in ("127.0.0.1", "localhost", "::1") and not cfg.serve.api_key:
         console.print("[yellow]Listening beyond this machine without an API key: anyone who can reach it can "
                       "use it.[/yellow]")
