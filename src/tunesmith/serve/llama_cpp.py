@@ -100,9 +100,11 @@ class LlamaCppEngine:
 
     def stop(self) -> None:
         """Stop the loop and free the model (an engine is not restarted after this)."""
-        self._stop.set()
+        self._stop.set()  # a generation in progress ends at its next token
         if self._thread is not None:
             self._thread.join(timeout=30)
+            if self._thread.is_alive():  # still inside llama.cpp: freeing the model now could crash
+                return
             self._thread = None
         if hasattr(self.generator, "close"):
             self.generator.close()
@@ -158,7 +160,8 @@ class LlamaCppEngine:
         tokens = self.generator.steps(r.prompt, r.settings)
         try:
             for token in tokens:
-                if r.cancelled:
+                if r.cancelled or self._stop.is_set():
+                    r.cancelled = True
                     break
                 if token in stops:
                     reason = "stop"
