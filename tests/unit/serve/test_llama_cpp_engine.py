@@ -288,3 +288,27 @@ def test_bench_generate_puts_the_engine_beside_raw_llama_cpp(export: Path, tmp_p
     assert ours["mode"] == raw["mode"] == "single-stream" and ours["prompts"] == 4
     assert ours["same_tokens_as_raw_llama_cpp"] is True and ours["tokens"] == raw["tokens"] > 0
     assert "chat/serve engine" in result.out
+
+
+def test_stop_ends_a_generation_in_progress(export: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopping the engine (the server shutting down) ends the running generation at its next token and
+    frees the model only after the engine thread has left llama.cpp."""
+    from tunesmith.serve.engine import GenRequest
+
+    eng = load_llama_cpp_engine(_cfg(export))
+    real_steps = eng.generator.steps
+
+    def slow_steps(prompt: list[int], s: GenerationSettings):  # noqa: ANN202
+        for token in real_steps(prompt, s):
+            time.sleep(0.02)
+            yield token
+
+    monkeypatch.setattr(eng.generator, "steps", slow_steps)
+    request = eng.submit(GenRequest(_prompt(eng, "history"), GenerationSettings(max_new_tokens=120),
+                                    lambda _ids, _finish: None))
+    deadline = time.time() + 60
+    while not request.tokens and time.time() < deadline:
+        time.sleep(0.01)
+    eng.stop()
+    assert request.finish_reason == "cancelled" and 0 < len(request.tokens) < 60
+    assert eng._thread is None, "the engine thread ended, so the model could be freed"
