@@ -359,6 +359,52 @@ def generation_questions(n: int) -> list[str]:
     return [" ".join(rng.choice(words) for _ in range(rng.randint(4, 20))) for _ in range(n)]
 
 
+def _row(name: str, mode: str, prompts: int, tokens: int, seconds: float, log: Any) -> dict[str, Any]:
+    log(f"  {name}, {mode}: {tokens / seconds:.1f} tokens/s")
+    return {"backend": name, "mode": mode, "prompts": prompts, "tokens": tokens, "seconds": round(seconds, 1),
+            "tokens_per_s": round(tokens / seconds, 1)}
+
+
+def _llama_cpp_rows(gguf: str | None, prompts: list[list[int]], stop: list[int], settings: Any,
+                    engines: dict[str, Any], log: Any) -> list[dict[str, Any]]:
+    """Raw llama.cpp on ``gguf`` (the main thread) and each engine row (its own thread), one prompt at a time.
+
+    Measured before any transformers row, as chat and serve run (nothing else in the process has run
+    OpenMP work): an engine thread started after the main thread had run OpenMP work (torch, or llama.cpp
+    itself) generated at 18-22 tokens/s here against 32-38 in the main thread, and at 33-35 when first."""
+    from tunesmith.model import llama_cpp
+    from tunesmith.utils.errors import TunesmithError
+
+    if not gguf or not llama_cpp.available():
+        if not llama_cpp.available():
+            log("  llama.cpp: not measured (bash scripts/install_llamacpp.sh installs llama-cpp-python)")
+        return []
+    try:
+        llama_cpp.check_build()
+    except TunesmithError as exc:  # a llama.cpp build that would crash
+        log(f"  llama.cpp: not measured ({exc.message})")
+        return []
+    rows, outputs = [], {}
+    for name, make in engines.items():
+        engine = make(stop)
+        try:
+            t0 = time.perf_counter()
+            outputs[name] = [engine.generate(p, settings).tokens for p in prompts]
+            seconds = time.perf_counter() - t0
+        finally:
+            engine.stop()
+        rows.append(_row(name, "single-stream", len(prompts), sum(map(len, outputs[name])), seconds, log))
+    with llama_cpp.LlamaCppGenerator(gguf) as gen:
+        t0 = time.perf_counter()
+        raw = gen.generate_ids(prompts, stop_ids=stop, settings=settings)
+        rows.insert(0, _row(llama_cpp.describe(gen), "single-stream", len(prompts), sum(map(len, raw)),
+                            time.perf_counter() - t0, log))
+    for row in rows[1:]:
+        row["same_tokens_as_raw_llama_cpp"] = outputs[row["backend"]] == raw
+        log(f"  {row['backend']}: same tokens as raw llama.cpp: {row['same_tokens_as_raw_llama_cpp']}")
+    return rows
+
+
 def bench_generate(model_path: str, n_prompts: int = 64, max_new_tokens: int = 32,
                    batch_size: int = 16, log: Any = print, gguf: str | None = None,
                    single_prompts: int = 16, engines: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -379,10 +425,8 @@ def bench_generate(model_path: str, n_prompts: int = 64, max_new_tokens: int = 3
     from tunesmith.data.records import Message
     from tunesmith.data.templates import get_template
     from tunesmith.data.tokenize import encode_prompt
-    from tunesmith.model import llama_cpp
     from tunesmith.model.generate import GenerationSettings, generate_ids
     from tunesmith.model.load import end_token_ids, load_model, load_tokenizer
-    from tunesmith.utils.errors import TunesmithError
     from tunesmith.utils.hardware import cpu_class, resolve_bf16
 
     tok = load_tokenizer(model_path)
@@ -394,11 +438,10 @@ def bench_generate(model_path: str, n_prompts: int = 64, max_new_tokens: int = 3
     backends: list[dict[str, Any]] = []
 
     def record(name: str, mode: str, tokens: int, seconds: float) -> None:
-        backends.append({"backend": name, "mode": mode, "prompts": len(single) if mode == "single-stream" and
-                         "baseline" not in name else n_prompts, "tokens": tokens, "seconds": round(seconds, 1),
-                         "tokens_per_s": round(tokens / seconds, 1)})
-        log(f"  {name}, {mode}: {tokens / seconds:.1f} tokens/s")
+        prompts_run = len(single) if mode == "single-stream" and "baseline" not in name else n_prompts
+        backends.append(_row(name, mode, prompts_run, tokens, seconds, log))
 
+    llama_rows = _llama_cpp_rows(gguf, single, stop, settings, engines or {}, log)
     base = load_model(model_path, dtype=torch.float32)
 
     def one_at_a_time() -> list[list[int]]:
@@ -424,30 +467,7 @@ def bench_generate(model_path: str, n_prompts: int = 64, max_new_tokens: int = 3
                                          batch_size=1))
     record(f"tunesmith {precision}", "single-stream", n, sec)
     fast = None
-    raw: list[list[int]] | None = None
-    if gguf and llama_cpp.available():
-        try:
-            with llama_cpp.LlamaCppGenerator(gguf) as gen:
-                t0 = time.perf_counter()
-                raw = gen.generate_ids(single, stop_ids=stop, settings=settings)
-                record(llama_cpp.describe(gen), "single-stream", sum(len(o) for o in raw), time.perf_counter() - t0)
-        except TunesmithError as exc:  # e.g. a llama.cpp build refused by check_build
-            log(f"  llama.cpp: not measured ({exc.message})")
-            engines = None
-    elif not llama_cpp.available():
-        log("  llama.cpp: not measured (bash scripts/install_llamacpp.sh installs llama-cpp-python)")
-    for name, make in (engines or {}).items():
-        engine = make(stop)
-        try:
-            t0 = time.perf_counter()
-            outs = [engine.generate(p, settings).tokens for p in single]
-            sec = time.perf_counter() - t0
-        finally:
-            engine.stop()
-        record(name, "single-stream", sum(len(o) for o in outs), sec)
-        if raw is not None:
-            backends[-1]["same_tokens_as_raw_llama_cpp"] = outs == raw
-            log(f"    same tokens as raw llama.cpp: {outs == raw}")
+    backends += llama_rows  # measured first (see _llama_cpp_rows), shown after the transformers rows
     return {"prompts": n_prompts, "max_new_tokens": max_new_tokens, "batch_size": batch_size,
             "cpu_class": cpu_class(), "backends": backends,
             "baseline_tokens_per_s": round(base_tokens / base_s, 1), "tokens_per_s": round(fast_tokens / fast_s, 1),
