@@ -29,6 +29,7 @@ from tunesmith.data.media import IMAGE_PLACEHOLDER
 from tunesmith.data.records import Message
 from tunesmith.data.tokenize import encode_prompt
 from tunesmith.model.generate import GenerationSettings
+from tunesmith.serve.detok import IncrementalText
 from tunesmith.serve.engine import Engine, GenRequest
 from tunesmith.serve.media import MAX_IMAGES, ImagePartError, is_image_part, load_image_part
 
@@ -235,19 +236,18 @@ class _Run:
     async def pieces(self) -> AsyncIterator[tuple[str, str | None]]:
         """Yield (new text, finish_reason or None) until the request ends."""
         shown = ""
+        stream = IncrementalText(self.tokenizer)  # text once sent is never re-spelled (serve/detok.py)
         try:
             while True:
                 ids, finish = await self.queue.get()
                 self.completion_tokens = len(ids)
-                text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                text, stopped = self._cut(text)
+                stream.add(ids, final=finish is not None)
+                text, stopped = self._cut(stream.text)
                 if stopped:
                     self.request.cancelled = True
                     finish = "stop"
-                if text.endswith("\ufffd") and finish is None:
-                    continue  # wait for the rest of a multi-byte character
-                new = text[len(shown):] if text.startswith(shown) else ""
-                shown = text if text.startswith(shown) else shown
+                new = text[len(shown):]
+                shown = text
                 if new or finish is not None:
                     yield new, _finish_reason(finish)
                 if finish is not None:

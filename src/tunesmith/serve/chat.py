@@ -14,22 +14,21 @@ from tunesmith.data.media import IMAGE_PLACEHOLDER
 from tunesmith.data.records import Message
 from tunesmith.data.tokenize import encode_prompt
 from tunesmith.model.generate import GenerationSettings, stream_ids
+from tunesmith.serve.detok import IncrementalText
 
 COMMANDS_HELP = "/reset clears the history · /system TEXT sets the system prompt · /exit quits"
 
 
 def text_deltas(tokenizer: Any, id_stream: Iterator[list[int]]) -> Iterator[str]:
-    """Turn a stream of growing id lists into the new text of each step (holding back partial characters)."""
-    shown = ""
+    """Turn a stream of growing id lists into the new text of each step (see ``serve.detok``)."""
+    text = IncrementalText(tokenizer)
+    last: list[int] = []
     for ids in id_stream:
-        text = tokenizer.decode(ids, skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # a multi-byte character not complete yet
-            continue
-        if text.startswith(shown) and len(text) > len(shown):
-            yield text[len(shown):]
-            shown = text
-        elif not text.startswith(shown):  # the tokenizer re-spelled earlier text: resend nothing, move on
-            shown = text
+        last = ids
+        if piece := text.add(ids):
+            yield piece
+    if piece := text.add(last, final=True):  # an answer that ended inside a multi-byte character
+        yield piece
 
 
 class ChatSession:
