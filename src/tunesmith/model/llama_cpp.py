@@ -87,12 +87,13 @@ class FreeCores:
         """(all CPUs' ticks, idle ticks, this process's CPU seconds, monotonic seconds), None off Linux."""
         import time
 
-        try:
-            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        except (OSError, ValueError):
+        from tunesmith.utils.hardware import cpu_ticks
+
+        ticks = cpu_ticks()
+        if ticks is None:
             return None
         t = os.times()
-        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0), t.user + t.system, time.monotonic()
+        return ticks[0], ticks[1], t.user + t.system, time.monotonic()
 
     def threads(self) -> int | None:
         """Threads to use now, or None when the window since the last judgement is too short to judge."""

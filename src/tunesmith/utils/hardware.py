@@ -133,21 +133,25 @@ def release_memory() -> None:
         pass
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """All CPUs' (total, idle + iowait) ticks since boot from Linux /proc/stat, else None."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def busy_share(seconds: float = 0.1) -> float | None:
     """Share of all CPU time used by running work over a short window (Linux /proc/stat), else None."""
     import time
 
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)  # total, idle + iowait
-
-    try:
-        total0, idle0 = sample()
-        time.sleep(seconds)
-        total1, idle1 = sample()
-    except (OSError, ValueError, IndexError):
+    first = cpu_ticks()
+    time.sleep(seconds)
+    second = cpu_ticks()
+    if first is None or second is None:
         return None
-    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+    return 1 - (second[1] - first[1]) / max(1, second[0] - first[0])
 
 
 def openmp_wait_policy(busy: float | None = None) -> str | None:
