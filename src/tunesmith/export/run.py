@@ -117,12 +117,11 @@ def _image_reference(cfg: Config, loaded: Loaded) -> Any:
 
 def _check_quantizer(cfg: Config) -> None:
     """A k-quant GGUF needs llama.cpp's quantizer: say so before any work, not after the merge."""
-    import importlib.util
-
     from tunesmith.export.gguf import LLAMA_CPP_QUANTS
+    from tunesmith.model import llama_cpp
 
     q = cfg.export.export_quantization
-    if q.removeprefix("gguf-") in LLAMA_CPP_QUANTS and importlib.util.find_spec("llama_cpp") is None:
+    if q.removeprefix("gguf-") in LLAMA_CPP_QUANTS and not llama_cpp.available():
         raise ConfigError([f"'export_quantization': {q} is made by llama.cpp's own quantizer, and "
                            "llama-cpp-python is not installed: run 'bash scripts/install_llamacpp.sh' (it builds "
                            "llama.cpp, ~4 min on 2 cores), or choose gguf-q8_0 / gguf-f16, which need nothing"])

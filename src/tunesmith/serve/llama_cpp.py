@@ -153,26 +153,24 @@ class LlamaCppEngine:
         if room < 1:
             raise ValueError(f"the prompt has {len(r.prompt)} tokens; llama.cpp's context holds "
                              f"{self.generator.n_ctx}")
-        limit, stops, reason = min(r.settings.max_new_tokens, room), set(self.stop_ids), "length"
+        limit = min(r.settings.max_new_tokens, room)  # the generator's own limit too
         self.stats.batches += 1
         self.stats.requests += 1
         self.stats.largest_batch = 1
-        tokens = self.generator.steps(r.prompt, r.settings)
+        tokens = self.generator.stream(r.prompt, stop_ids=self.stop_ids, settings=r.settings)
         try:
             for token in tokens:
                 if r.cancelled or self._stop.is_set():
                     r.cancelled = True
                     break
-                if token in stops:
-                    reason = "stop"
-                    break
-                r.tokens.append(int(token))
-                if len(r.tokens) >= limit:
-                    break
-                r.emit(list(r.tokens), None)
+                r.tokens.append(token)
+                if len(r.tokens) < limit:
+                    r.emit(list(r.tokens), None)
         finally:
             tokens.close()
             self.stats.generated_tokens += len(r.tokens)
+        # the stream ends at an end-of-turn id (not yielded) or at the limit
+        reason = "length" if len(r.tokens) >= limit else "stop"
         r.finish_reason = "cancelled" if r.cancelled else reason
         r.emit(list(r.tokens), r.finish_reason)
 
